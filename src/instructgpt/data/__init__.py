@@ -1,0 +1,1 @@
+"""Data: record readers, token shards, language-model batches."""

@@ -1,0 +1,1 @@
+"""Models: presets, building and loading HF models, importing GGUF files and model wheels."""

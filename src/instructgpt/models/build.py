@@ -1,0 +1,61 @@
+"""Build new models from presets and load existing HF model folders."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from instructgpt.config.errors import UserError
+from instructgpt.config.schema import ModelConfig
+from instructgpt.models.presets import PRESETS
+
+
+def build_model(cfg: ModelConfig, tokenizer) -> torch.nn.Module:
+    """A fresh `LlamaForCausalLM` or `BertForMaskedLM` sized by `cfg.preset`, or `cfg.path` loaded."""
+    if cfg.path:
+        return load_model(cfg.path, cfg.arch)
+    if cfg.preset not in PRESETS:
+        raise UserError(f"unknown model preset '{cfg.preset}' (key model.preset; choose {', '.join(PRESETS)})")
+    size = PRESETS[cfg.preset]
+    special = {"pad_token_id": tokenizer.pad_token_id, "bos_token_id": tokenizer.bos_token_id,
+               "eos_token_id": tokenizer.eos_token_id}
+    if cfg.arch == "llama":
+        from transformers import LlamaConfig, LlamaForCausalLM
+        config = LlamaConfig(vocab_size=len(tokenizer), max_position_embeddings=cfg.max_position_embeddings,
+                             tie_word_embeddings=False, **size, **special)
+        return LlamaForCausalLM(config)
+    from transformers import BertConfig, BertForMaskedLM
+    config = BertConfig(vocab_size=len(tokenizer), max_position_embeddings=cfg.max_position_embeddings,
+                        pad_token_id=tokenizer.pad_token_id, **size)
+    return BertForMaskedLM(config)
+
+
+def load_model(path: str | Path, arch: str = "llama") -> torch.nn.Module:
+    """Load an HF folder as a causal LM (`llama`) or masked LM (`bert`) in fp32."""
+    path = Path(path)
+    if path.suffix == ".gguf":
+        raise UserError(f"{path}: a GGUF file; convert it first with `instructgpt import {path} OUT`")
+    if not (path / "config.json").is_file():
+        raise UserError(f"{path}: not a Hugging Face model folder (no config.json); key model.path")
+    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
+    auto = AutoModelForCausalLM if arch == "llama" else AutoModelForMaskedLM
+    return auto.from_pretrained(str(path), dtype=torch.float32)
+
+
+def count_parameters(model: torch.nn.Module, non_embedding: bool = False) -> int:
+    """All parameters, or those outside the token/position embeddings and the output head."""
+    skip: set[int] = set()
+    if non_embedding:
+        for module in model.modules():
+            if isinstance(module, torch.nn.Embedding):
+                skip.add(id(module.weight))
+        out = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+        if out is not None:
+            skip.add(id(out.weight))
+    seen: set[int] = set()
+    total = 0
+    for p in model.parameters():
+        if id(p) not in seen and id(p) not in skip:
+            seen.add(id(p))
+            total += p.numel()
+    return total

@@ -1,0 +1,1 @@
+"""Stages: one file per command, each a `run(cfg)`."""

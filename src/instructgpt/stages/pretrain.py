@@ -1,0 +1,114 @@
+"""Stage `pretrain`: self-supervised causal LM (`clm`) or masked LM (`mlm`) on token shards."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from instructgpt.checkpoint import mark_complete, save_hf_folder
+from instructgpt.config import PretrainConfig, UserError, dump_config, require
+from instructgpt.data.lm import LMBatch, clm_batch, mask_tokens, step_rng
+from instructgpt.data.records import iter_documents
+from instructgpt.data.shards import corpus_fingerprint, load_shards, shards_ready, write_shards
+from instructgpt.models.build import build_model, count_parameters
+from instructgpt.objectives import causal_lm_loss, masked_lm_loss
+from instructgpt.tokenizer.train import load_tokenizer
+from instructgpt.train import fit
+from instructgpt.train.flops import training_flops_per_token
+from instructgpt.utils.logging import MetricsLogger, info
+
+EVAL_SEED = 1234  # fixed masking for MLM evaluation, so val loss is comparable across steps
+
+
+def run(cfg: PretrainConfig, resume: bool = False) -> Path:
+    """Tokenize the corpus into shards (once), train, save an HF folder with the tokenizer."""
+    require(cfg, "out", "corpus")
+    check_config(cfg)
+    out = Path(cfg.out)
+    tokenizer = load_tokenizer(cfg.tokenizer or cfg.model.path)
+    shards_dir = out / "shards"
+    fingerprint = corpus_fingerprint(cfg.corpus, str(Path(cfg.tokenizer or cfg.model.path).resolve()),
+                                     cfg.val_fraction)
+    if not shards_ready(shards_dir, fingerprint):
+        info(f"pretrain: tokenizing {len(cfg.corpus)} corpus file(s) into {shards_dir}")
+        write_shards(iter_documents(cfg.corpus), tokenizer, shards_dir, cfg.val_fraction, fingerprint)
+    train_shard, val_shard, meta = load_shards(shards_dir)
+    entropy = meta["unigram_entropy_nats"]
+    info(f"pretrain: {meta['train_tokens']:,} train / {meta['val_tokens']:,} val tokens; "
+         f"unigram entropy {entropy:.3f} nats/token")
+
+    model = build_model(cfg.model, tokenizer)
+    if model.get_input_embeddings().num_embeddings < len(tokenizer):
+        raise UserError(f"model vocabulary ({model.get_input_embeddings().num_embeddings}) is smaller "
+                        f"than the tokenizer's ({len(tokenizer)}); key model.path / pretrain.tokenizer")
+    non_embedding = count_parameters(model, non_embedding=True)
+    info(f"pretrain: {cfg.objective} on {type(model).__name__}, {count_parameters(model) / 1e6:.2f}M "
+         f"parameters ({non_embedding / 1e6:.2f}M non-embedding)")
+    if not resume:
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
+
+    make_batch = _batch_maker(cfg, tokenizer)
+    loss_fn = causal_lm_loss if cfg.objective == "clm" else masked_lm_loss
+    batches = lambda step: [make_batch(train_shard, step_rng(cfg.train.seed, step, m))  # noqa: E731
+                            for m in range(cfg.train.grad_accum)]
+    val = torch.from_numpy(val_shard.sequential_windows(cfg.train.eval_batches * cfg.train.batch_size,
+                                                        cfg.train.seq_len))
+
+    def evaluate(model: torch.nn.Module) -> dict[str, float]:
+        total, count = 0.0, 0
+        rng = np.random.default_rng(EVAL_SEED)
+        device = next(model.parameters()).device
+        for chunk in val.split(cfg.train.batch_size):
+            batch = LMBatch(chunk, chunk.clone()) if cfg.objective == "clm" else _mask(cfg, tokenizer, chunk, rng)
+            loss, n = loss_fn(model(input_ids=batch.input_ids.to(device)).logits, batch.labels.to(device))
+            total, count = total + loss.item(), count + n
+        return {"val/loss": total / max(count, 1), "val/ppl": float(np.exp(min(total / max(count, 1), 50)))}
+
+    logger = MetricsLogger(out.parent / "metrics" / f"{out.name}.jsonl", out.parent / "tb" / out.name)
+    try:
+        result = fit(model, lambda m, b: _step(m, b, loss_fn), batches, cfg.train, cfg.optim, out, logger,
+                     evaluate=evaluate, resume=resume, desc=f"pretrain ({cfg.objective})",
+                     flops_per_token=training_flops_per_token(non_embedding))
+    finally:
+        logger.close()
+    val_loss = result.last_eval["val/loss"]
+    below = 1 - val_loss / entropy
+    info(f"pretrain: val loss {val_loss:.3f} nats/token vs unigram entropy {entropy:.3f} "
+         f"({below:.1%} below)")
+    save_hf_folder(out, model.cpu(), tokenizer, dump_config(cfg))
+    mark_complete(out, step=result.step, val_loss=val_loss, unigram_entropy=entropy, below_unigram=below)
+    return out
+
+
+def check_config(cfg: PretrainConfig) -> None:
+    for path in cfg.corpus:
+        if not Path(path).is_file():
+            raise UserError(f"{path}: corpus file not found (key corpus)")
+    if (cfg.objective == "mlm") != (cfg.model.arch == "bert") and not cfg.model.path:
+        raise UserError(f"objective '{cfg.objective}' needs model.arch="
+                        f"{'bert' if cfg.objective == 'mlm' else 'llama'} (got '{cfg.model.arch}')")
+    if not (cfg.tokenizer or cfg.model.path):
+        raise UserError("PretrainConfig: key 'tokenizer' is required (or model.path with a tokenizer)")
+    if cfg.train.seq_len > cfg.model.max_position_embeddings and not cfg.model.path:
+        raise UserError(f"train.seq_len {cfg.train.seq_len} exceeds model.max_position_embeddings "
+                        f"{cfg.model.max_position_embeddings}")
+
+
+def _step(model: torch.nn.Module, batch: LMBatch, loss_fn) -> tuple[torch.Tensor, int]:
+    loss, _ = loss_fn(model(input_ids=batch.input_ids).logits, batch.labels)
+    return loss, batch.input_ids.numel()
+
+
+def _batch_maker(cfg: PretrainConfig, tokenizer):
+    if cfg.objective == "clm":
+        return lambda shard, rng: clm_batch(shard, rng, cfg.train.batch_size, cfg.train.seq_len)
+    return lambda shard, rng: _mask(cfg, tokenizer, torch.from_numpy(
+        shard.random_windows(rng, cfg.train.batch_size, cfg.train.seq_len)), rng)
+
+
+def _mask(cfg: PretrainConfig, tokenizer, ids: torch.Tensor, rng: np.random.Generator) -> LMBatch:
+    return mask_tokens(ids, rng, tokenizer.mask_token_id, len(tokenizer), tokenizer.all_special_ids,
+                       cfg.mlm_probability)
+

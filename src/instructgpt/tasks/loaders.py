@@ -1,0 +1,85 @@
+"""Task files: our JSON format (DESIGN.md §4) and Super-NaturalInstructions task JSON, read as is."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from instructgpt.config.errors import UserError
+from instructgpt.tasks.task import Example, Task
+
+MAX_CLASS_LABELS = 20  # an SNI task with at most this many distinct outputs is treated as classification
+
+
+def load_task_file(path: str | Path) -> Task:
+    """One task from `path`; errors name the file and the field (or line) at fault."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: task file not found")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path}:{e.lineno}: invalid JSON ({e.msg} at column {e.colno})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: a task file holds one JSON object")
+    if "Instances" in data and "Definition" in data:
+        data = sni_to_task(data, path.stem)
+    try:
+        return Task.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        key = ".".join(str(p) for p in err["loc"]) or "(task)"
+        fix = "; see the task format in README.md" if err["type"] != "extra_forbidden" else \
+            f" (valid fields: {', '.join(Task.model_fields)})"
+        raise UserError(f"{path}: field '{key}': {err['msg']}{fix}") from None
+
+
+def load_task_paths(paths: list[str]) -> list[Task]:
+    """Files as given; folders contribute every `*.json` inside (sorted)."""
+    tasks = []
+    for entry in paths:
+        p = Path(entry)
+        files = sorted(p.glob("*.json")) if p.is_dir() else [p]
+        if p.is_dir() and not files:
+            raise UserError(f"{p}: folder holds no *.json task files")
+        tasks.extend(load_task_file(f) for f in files)
+    return tasks
+
+
+def sni_to_task(data: dict[str, Any], name: str) -> dict[str, Any]:
+    """Super-NaturalInstructions schema -> our task dict. Every listed output is a reference."""
+    definition = data["Definition"]
+    definition = " ".join(definition) if isinstance(definition, list) else str(definition)
+    categories = [str(c) for c in data.get("Categories", [])] or ["sni"]
+    examples = []
+    for i, inst in enumerate(data["Instances"]):
+        outputs = inst.get("output")
+        if isinstance(outputs, str):
+            outputs = [outputs]
+        if not isinstance(inst.get("input"), str) or not outputs:
+            raise UserError(f"{name}: Instances[{i}] needs a string 'input' and a non-empty 'output' list")
+        examples.append(Example(input=inst["input"], output=outputs[0], references=tuple(outputs)))
+    labels = sorted({ex.output for ex in examples})
+    is_class = any("classification" in c.lower() for c in categories) and len(labels) <= MAX_CLASS_LABELS
+    positives = data.get("Positive Examples") or []
+    with_demo = definition
+    if positives and isinstance(positives[0], dict) and "input" in positives[0]:
+        demo = positives[0]
+        with_demo = f"{definition}\n\nExample input: {demo['input']}\nExample output: {demo.get('output', '')}"
+    return {
+        "name": name, "kind": "classification" if is_class else "generation",
+        "cluster": _slug(categories[0]), "metric": "exact_match" if is_class else "rouge_l",
+        "instructions": [definition, with_demo] if with_demo != definition else [definition],
+        "labels": labels if is_class else None, "examples": [ex.model_dump() for ex in examples],
+    }
+
+
+def _slug(text: str) -> str:
+    return "".join(ch if ch.isalnum() else "_" for ch in text.lower()).strip("_")
+
+
+def save_task_file(task: Task, path: str | Path) -> None:
+    from instructgpt.utils.io import atomic_write_text
+    atomic_write_text(path, json.dumps(task.model_dump(mode="json", exclude_defaults=False), indent=1) + "\n")

@@ -1,0 +1,43 @@
+"""Byte-level BPE training with HF `tokenizers`, saved as a `PreTrainedTokenizerFast` folder."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+from instructgpt.tokenizer.chat import CHAT_TEMPLATE, SPECIAL_TOKENS, SPECIAL_TOKENS_LIST
+
+
+def build_bpe_tokenizer(texts: Iterable[str], vocab_size: int = 4096, min_frequency: int = 2):
+    """Train byte-level BPE; digits are split one per token so arithmetic is learnable."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Digits(individual_digits=True),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+    ])
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIAL_TOKENS_LIST,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(texts, trainer=trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token=SPECIAL_TOKENS["bos"], eos_token=SPECIAL_TOKENS["eos"],
+        pad_token=SPECIAL_TOKENS["pad"], mask_token=SPECIAL_TOKENS["mask"],
+        additional_special_tokens=[SPECIAL_TOKENS["im_start"], SPECIAL_TOKENS["im_end"]])
+    fast.chat_template = CHAT_TEMPLATE
+    fast.model_max_length = 1_000_000  # models set their own context length
+    return fast
+
+
+def save_tokenizer(tokenizer, out: str | Path) -> None:
+    tokenizer.save_pretrained(str(out))
+
+
+def load_tokenizer(path: str | Path):
+    from transformers import AutoTokenizer
+    from instructgpt.config.errors import UserError
+    if not Path(path).is_dir():
+        raise UserError(f"{path}: tokenizer folder not found (run `instructgpt tokenizer` first)")
+    return AutoTokenizer.from_pretrained(str(path))

@@ -1,0 +1,49 @@
+"""Metrics: JSONL always, TensorBoard when installed; console messages."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+def info(msg: str) -> None:
+    print(f"[instructgpt] {msg}", file=sys.stderr, flush=True)
+
+
+class MetricsLogger:
+    """Appends `{"step", "time", **metrics}` lines to `path`; mirrors them to TensorBoard."""
+
+    def __init__(self, path: str | Path, tb_dir: str | Path | None = None):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path, "a", encoding="utf-8")
+        self._tb = None
+        if tb_dir is not None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+                self._tb = SummaryWriter(str(tb_dir))
+            except ImportError:  # tensorboard is optional
+                self._tb = None
+
+    def log(self, step: int, metrics: dict[str, Any]) -> None:
+        clean = {k: (float(v) if hasattr(v, "__float__") else v) for k, v in metrics.items()}
+        self._file.write(json.dumps({"step": step, "time": round(time.time(), 3), **clean}) + "\n")
+        self._file.flush()
+        if self._tb is not None:
+            for k, v in clean.items():
+                if isinstance(v, (int, float)):
+                    self._tb.add_scalar(k, v, step)
+
+    def close(self) -> None:
+        self._file.close()
+        if self._tb is not None:
+            self._tb.close()
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    path = Path(path)
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
