@@ -60,6 +60,7 @@ def fit(model: torch.nn.Module, step_fn: StepFn, batches_for_step: Callable[[int
         scheduler.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"])
         result.step = result.resumed_from = state["step"]
+        logger.rewind(result.step)
         info(f"{desc}: resumed from {ckpt} (step {result.step})")
     peak = measure_peak_flops(device.type, "bfloat16" if train.precision == "bf16" else "float32") \
         if flops_per_token else None

@@ -7,6 +7,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from instructgpt.utils.io import atomic_write_text
+
 
 def info(msg: str) -> None:
     print(f"[instructgpt] {msg}", file=sys.stderr, flush=True)
@@ -26,6 +28,13 @@ class MetricsLogger:
                 self._tb = SummaryWriter(str(tb_dir))
             except ImportError:  # tensorboard is optional
                 self._tb = None
+
+    def rewind(self, step: int) -> None:
+        """Drop lines after `step`: a resumed run rewrites what the interrupted one logged past it."""
+        self._file.close()
+        kept = [r for r in read_metrics(self.path) if r.get("step", 0) <= step]
+        atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
+        self._file = open(self.path, "a", encoding="utf-8")
 
     def log(self, step: int, metrics: dict[str, Any]) -> None:
         clean = {k: (float(v) if hasattr(v, "__float__") else v) for k, v in metrics.items()}

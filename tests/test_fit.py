@@ -1,0 +1,53 @@
+"""fit(): the loss is normalised over the whole step, so any micro-batch split gives the same update."""
+import torch
+
+from instructgpt.config import OptimConfig, TrainConfig
+from instructgpt.data.lm import LMBatch
+from instructgpt.objectives import causal_lm_loss
+from instructgpt.train import fit
+from instructgpt.utils import IGNORE_INDEX
+from instructgpt.utils.logging import MetricsLogger, read_metrics
+
+
+class TinyLM(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.emb = torch.nn.Embedding(32, 16)
+        self.out = torch.nn.Linear(16, 32)
+
+    def forward(self, input_ids):
+        return self.out(torch.tanh(self.emb(input_ids)))
+
+
+def data():
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(0, 32, (8, 12), generator=g)
+    labels = ids.clone()
+    labels[:3, :9] = IGNORE_INDEX  # unequal loss tokens per sequence: a mean of means would differ
+    return ids, labels
+
+
+def train(tmp_path, split: int, steps: int = 3) -> TinyLM:
+    ids, labels = data()
+    model = TinyLM()
+    per = 8 // split
+    batches = lambda step: [LMBatch(ids[i * per:(i + 1) * per], labels[i * per:(i + 1) * per])  # noqa: E731
+                            for i in range(split)]
+    step_fn = lambda m, b: (causal_lm_loss(m(b.input_ids), b.labels)[0], b.input_ids.numel())  # noqa: E731
+    cfg = TrainConfig(max_steps=steps, batch_size=per, grad_accum=split, device="cpu", progress=False,
+                      log_every=1, save_every=0)
+    logger = MetricsLogger(tmp_path / f"m{split}.jsonl")
+    fit(model, step_fn, batches, cfg, OptimConfig(lr=0.05, warmup_steps=0), tmp_path / f"run{split}", logger)
+    logger.close()
+    return model
+
+
+def test_micro_batch_split_gives_same_weights(tmp_path):
+    one, two, eight = train(tmp_path, 1), train(tmp_path, 2), train(tmp_path, 8)
+    for a, b, c in zip(one.parameters(), two.parameters(), eight.parameters()):
+        assert torch.allclose(a, b, atol=1e-6) and torch.allclose(a, c, atol=1e-6)
+    losses = [r["train/loss"] for r in read_metrics(tmp_path / "m1.jsonl")]
+    assert losses == [r["train/loss"] for r in read_metrics(tmp_path / "m8.jsonl")] or \
+        all(abs(x - y) < 1e-5 for x, y in zip(losses, [r["train/loss"] for r in read_metrics(tmp_path / "m8.jsonl")]))
+    assert losses[-1] < losses[0]

@@ -1,0 +1,98 @@
+"""Pretraining: CLM learns, a SIGKILLed run resumes to the same weights, MLM learns and reloads."""
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import ROOT
+from instructgpt.config import PretrainConfig, load_config
+from instructgpt.stages import pretrain
+from instructgpt.utils.logging import read_metrics
+
+FAST = ["model.preset=tiny", "train.batch_size=4", "train.seq_len=32", "train.log_every=1", "train.progress=false"]
+
+
+def cfg_for(tmp_path, name, tokenizer_dir, corpus_file, *extra, base="pretrain/tiny") -> PretrainConfig:
+    return load_config(PretrainConfig, base, [f"out={tmp_path / name}", f"tokenizer={tokenizer_dir}",
+                                              f"corpus=[{corpus_file}]", *FAST, *extra])
+
+
+def test_clm_learns_below_unigram_entropy(tmp_path, tokenizer_dir, corpus_file):
+    cfg = cfg_for(tmp_path, "clm", tokenizer_dir, corpus_file, "train.max_steps=60", "train.eval_every=20",
+                  "train.batch_size=8", "train.seq_len=64", "optim.warmup_steps=5")
+    out = pretrain.run(cfg)
+    done = json.loads((out / "complete.json").read_text())
+    assert done["val_loss"] < done["unigram_entropy"]
+    evals = [r["val/loss"] for r in read_metrics(tmp_path / "metrics" / "clm.jsonl") if "val/loss" in r]
+    assert len(evals) == 3 and evals[-1] < evals[0]
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    model = AutoModelForCausalLM.from_pretrained(out)
+    tok = AutoTokenizer.from_pretrained(out)
+    ids = tok("The capital of", return_tensors="pt").input_ids
+    assert model.generate(ids, max_new_tokens=3, do_sample=False).shape[1] == ids.shape[1] + 3
+
+
+def cli(*args):
+    return [sys.executable, "-m", "instructgpt", "pretrain", "pretrain/tiny", *args]
+
+
+def test_sigkill_mid_step_then_resume_equals_uninterrupted(tmp_path, tokenizer_dir, corpus_file):
+    common = [f"tokenizer={tokenizer_dir}", f"corpus=[{corpus_file}]", *FAST, "train.max_steps=30",
+              "train.save_every=5", "train.eval_every=0", "train.keep_checkpoints=3"]
+    env = {"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"}
+    straight = subprocess.run(cli(f"out={tmp_path / 'a'}", *common), capture_output=True, text=True, env=env)
+    assert straight.returncode == 0, straight.stderr
+
+    proc = subprocess.Popen(cli(f"out={tmp_path / 'b'}", *common), stderr=subprocess.PIPE, env=env)
+    metrics = tmp_path / "metrics" / "b.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline:  # wait until past the step-10 checkpoint, then kill mid-step
+        rows = read_metrics(metrics) if metrics.exists() else []
+        if rows and rows[-1]["step"] >= 12:
+            break
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (tmp_path / "b" / "complete.json").exists()
+    killed_at = read_metrics(metrics)[-1]["step"]
+    assert 12 <= killed_at < 30
+
+    resumed = subprocess.run(cli(f"out={tmp_path / 'b'}", *common, "--resume"), capture_output=True,
+                             text=True, env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed from" in resumed.stderr
+    a = load_file(tmp_path / "a" / "model.safetensors")
+    b = load_file(tmp_path / "b" / "model.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.allclose(a[key], b[key]), key
+    steps = [r["step"] for r in read_metrics(metrics)]
+    assert steps == sorted(set(steps)) and steps[-1] == 30  # the log was rewound, not duplicated
+
+
+def test_mlm_lowers_masked_loss_and_reloads(tmp_path, tokenizer_dir, corpus_file):
+    cfg = cfg_for(tmp_path, "mlm", tokenizer_dir, corpus_file, "train.max_steps=40", "train.eval_every=10",
+                  "train.batch_size=8", "train.seq_len=64", "optim.warmup_steps=5", base="pretrain/tiny_mlm")
+    out = pretrain.run(cfg)
+    evals = [r["val/loss"] for r in read_metrics(tmp_path / "metrics" / "mlm.jsonl") if "val/loss" in r]
+    assert len(evals) == 4 and evals[-1] < evals[0] - 0.5
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+    model = AutoModelForMaskedLM.from_pretrained(out)
+    tok = AutoTokenizer.from_pretrained(out)
+    assert tok.mask_token == "<|mask|>"
+    ckpt = load_file(tmp_path / "mlm" / "checkpoints" / "step-40" / "model.safetensors")
+    reloaded = model.state_dict()
+    for key, value in ckpt.items():
+        assert torch.equal(value, reloaded[key]), key
+
+
+def test_objective_and_arch_must_agree(tmp_path, tokenizer_dir, corpus_file):
+    from instructgpt.config import UserError
+    with pytest.raises(UserError, match="model.arch=bert"):
+        pretrain.run(cfg_for(tmp_path, "x", tokenizer_dir, corpus_file, "objective=mlm"))
