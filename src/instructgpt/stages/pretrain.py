@@ -18,6 +18,7 @@ from instructgpt.tokenizer.train import load_tokenizer
 from instructgpt.train import fit
 from instructgpt.train.flops import training_flops_per_token
 from instructgpt.utils.logging import MetricsLogger, info
+from instructgpt.utils.seed import set_seed
 
 EVAL_SEED = 1234  # fixed masking for MLM evaluation, so val loss is comparable across steps
 
@@ -39,6 +40,7 @@ def run(cfg: PretrainConfig, resume: bool = False) -> Path:
     info(f"pretrain: {meta['train_tokens']:,} train / {meta['val_tokens']:,} val tokens; "
          f"unigram entropy {entropy:.3f} nats/token")
 
+    set_seed(cfg.train.seed)  # the initial weights depend on the seed only
     model = build_model(cfg.model, tokenizer)
     if model.get_input_embeddings().num_embeddings < len(tokenizer):
         raise UserError(f"model vocabulary ({model.get_input_embeddings().num_embeddings}) is smaller "
