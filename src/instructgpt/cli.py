@@ -28,9 +28,11 @@ def cmd_tasks(ns: argparse.Namespace) -> None:
     cfg = load_config(TasksConfig, ns.config, overrides)
     tasks = load_tasks(cfg)
     if ns.action == "list":
-        print(f"{'task':<28} {'cluster':<22} {'kind':<15} {'metric':<12} held-out")
+        w = max(len(t.task.name) for t in tasks) + 1
+        c = max(len(t.task.cluster) for t in tasks) + 1
+        print(f"{'task':<{w}} {'cluster':<{c}} {'kind':<15} {'metric':<12} held-out")
         for t in tasks:
-            print(f"{t.task.name:<28} {t.task.cluster:<22} {t.task.kind:<15} {t.task.metric:<12} "
+            print(f"{t.task.name:<{w}} {t.task.cluster:<{c}} {t.task.kind:<15} {t.task.metric:<12} "
                   f"{'yes' if t.held_out else ''}")
         print(f"{len(tasks)} tasks, {len({t.task.cluster for t in tasks})} clusters")
     elif ns.action == "show":

@@ -10,7 +10,8 @@ from pydantic import ValidationError
 from instructgpt.config.errors import UserError
 from instructgpt.tasks.task import Example, Task
 
-MAX_CLASS_LABELS = 20  # an SNI task with at most this many distinct outputs is treated as classification
+MAX_CLASS_LABELS = 20  # a classification-category SNI task has at most this many distinct outputs
+CLASS_WORDS = ("classification", "categorization", "sentiment analysis")
 
 
 def load_task_file(path: str | Path) -> Task:
@@ -52,7 +53,8 @@ def sni_to_task(data: dict[str, Any], name: str) -> dict[str, Any]:
     """Super-NaturalInstructions schema -> our task dict. Every listed output is a reference."""
     definition = data["Definition"]
     definition = " ".join(definition) if isinstance(definition, list) else str(definition)
-    categories = [str(c) for c in data.get("Categories", [])] or ["sni"]
+    categories = data.get("Categories") or ["sni"]
+    categories = [categories] if isinstance(categories, str) else [str(c) for c in categories]
     examples = []
     for i, inst in enumerate(data["Instances"]):
         outputs = inst.get("output")
@@ -62,7 +64,9 @@ def sni_to_task(data: dict[str, Any], name: str) -> dict[str, Any]:
             raise UserError(f"{name}: Instances[{i}] needs a string 'input' and a non-empty 'output' list")
         examples.append(Example(input=inst["input"], output=outputs[0], references=tuple(outputs)))
     labels = sorted({ex.output for ex in examples})
-    is_class = any("classification" in c.lower() for c in categories) and len(labels) <= MAX_CLASS_LABELS
+    # a category says so, or a few outputs repeat across many instances (multiple choice, yes/no)
+    is_class = (any(w in c.lower() for c in categories for w in CLASS_WORDS) and len(labels) <= MAX_CLASS_LABELS) \
+        or (len(labels) <= 5 and len(examples) >= 4 * len(labels))
     positives = data.get("Positive Examples") or []
     with_demo = definition
     if positives and isinstance(positives[0], dict) and "input" in positives[0]:
@@ -70,7 +74,7 @@ def sni_to_task(data: dict[str, Any], name: str) -> dict[str, Any]:
         with_demo = f"{definition}\n\nExample input: {demo['input']}\nExample output: {demo.get('output', '')}"
     return {
         "name": name, "kind": "classification" if is_class else "generation",
-        "cluster": _slug(categories[0]), "metric": "exact_match" if is_class else "rouge_l",
+        "cluster": _slug(categories[0].split("->")[0]), "metric": "exact_match" if is_class else "rouge_l",
         "instructions": [definition, with_demo] if with_demo != definition else [definition],
         "labels": labels if is_class else None, "examples": [ex.model_dump() for ex in examples],
     }
