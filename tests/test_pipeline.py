@@ -28,14 +28,31 @@ def test_run_end_to_end_then_skip(tmp_path):
         assert f"{stage}: complete, skipped" in again.stderr
 
 
-def test_interrupted_pretrain_continues_on_rerun(tmp_path):
-    first = run_cli("run", "run/demo", f"runs_dir={tmp_path}", *TINY)
-    assert first.returncode == 0, first.stderr
-    pre = tmp_path / "t" / "pretrain"
-    (pre / "complete.json").unlink()          # as if the process died after the step-3 checkpoint
-    import shutil
-    shutil.rmtree(pre / "checkpoints" / "step-6")
-    again = run_cli("run", "run/demo", f"runs_dir={tmp_path}", *TINY)
+def test_ctrl_c_then_rerun_continues(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import ROOT
+    args = ["run", "run/demo", f"runs_dir={tmp_path}", *TINY, "pretrain.train.max_steps=300",
+            "pretrain.train.eval_every=0"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.Popen([sys.executable, "-m", "instructgpt", *args], stderr=subprocess.PIPE, text=True, env=env)
+    checkpoints = tmp_path / "t" / "pretrain" / "checkpoints"
+    deadline = time.time() + 180
+    while time.time() < deadline and not (checkpoints.is_dir() and any(checkpoints.glob("step-*"))):
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)  # Ctrl-C
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert not (tmp_path / "t" / "pretrain" / "complete.json").exists()
+
+    again = run_cli("run", *args[1:])
     assert again.returncode == 0, again.stderr
-    assert "resumed from" in again.stderr and "(step 3)" in again.stderr
-    assert (pre / "complete.json").is_file()
+    for stage in ("tasks", "tokenizer"):
+        assert f"{stage}: complete, skipped" in again.stderr
+    assert "pretrain: resumed from" in again.stderr or "pretrain (clm): resumed from" in again.stderr
+    assert (tmp_path / "t" / "pretrain" / "complete.json").is_file()
