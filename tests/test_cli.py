@@ -62,3 +62,12 @@ def test_tasks_list_and_show():
     shown = run_cli("tasks", "show", name)
     assert shown.returncode == 0 and "--- prompt ---" in shown.stdout
     assert_one_line_error(run_cli("tasks", "show", name + "x"), "did you mean")
+
+
+def test_overrides_may_follow_options(tmp_path, tokenizer_dir, corpus_file):
+    result = run_cli("pretrain", "pretrain/tiny", "--resume", f"out={tmp_path / 'o'}", f"tokenizer={tokenizer_dir}",
+                     f"corpus=[{corpus_file}]", "train.max_steps=2", "train.seq_len=16", "train.batch_size=2",
+                     "train.progress=false")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "o" / "complete.json").is_file()
+    assert run_cli("pretrain", "pretrain/tiny", "--bogus").returncode == 2

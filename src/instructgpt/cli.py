@@ -122,9 +122,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     ns, extra = parser.parse_known_args(argv)
     if extra:  # key=value overrides after an option (`tasks list --config X n_train=5`)
-        if not all("=" in e and not e.startswith("-") for e in extra) or not hasattr(ns, "args"):
+        dest = "args" if hasattr(ns, "args") else "overrides"
+        if not all("=" in e and not e.startswith("-") for e in extra) or not hasattr(ns, dest):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
-        ns.args += extra
+        setattr(ns, dest, getattr(ns, dest) + extra)
     try:
         ns.func(ns)
     except UserError as e:

@@ -78,7 +78,7 @@ def run(cfg: PretrainConfig, resume: bool = False) -> Path:
     val_loss = result.last_eval["val/loss"]
     below = 1 - val_loss / entropy
     info(f"pretrain: val loss {val_loss:.3f} nats/token vs unigram entropy {entropy:.3f} "
-         f"({below:.1%} below)")
+         f"({abs(below):.1%} {'below' if below >= 0 else 'above'})")
     save_hf_folder(out, model.cpu(), tokenizer, dump_config(cfg))
     mark_complete(out, step=result.step, val_loss=val_loss, unigram_entropy=entropy, below_unigram=below)
     return out

@@ -54,7 +54,10 @@ def fit(model: torch.nn.Module, step_fn: StepFn, batches_for_step: Callable[[int
     scheduler = build_scheduler(optimizer, optim, train.max_steps)
     ckpt_root = Path(out_dir) / "checkpoints"
     result = FitResult(step=0)
-    if resume and (ckpt := latest_checkpoint(ckpt_root)) is not None:
+    ckpt = latest_checkpoint(ckpt_root) if resume else None
+    if resume and ckpt is None:
+        info(f"{desc}: --resume given but no valid checkpoint in {ckpt_root}; starting at step 0")
+    if ckpt is not None:
         state = load_checkpoint(ckpt, model)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
