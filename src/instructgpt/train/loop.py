@@ -71,24 +71,25 @@ def fit(model: torch.nn.Module, step_fn: StepFn, batches_for_step: Callable[[int
     from tqdm.auto import tqdm
     bar = tqdm(total=train.max_steps, initial=result.step, desc=desc, disable=not train.progress,
                dynamic_ncols=True)
-    window_tokens, window_start = 0, time.perf_counter()
+    window_tokens, window_s = 0, 0.0  # training time only: evaluation and saving excluded
     try:
         for step in range(result.step, train.max_steps):
+            started = time.perf_counter()
             loss, loss_tokens, processed, grad_norm = _train_step(
                 model, step_fn, batches_for_step(step), optimizer, train, optim.grad_clip, device)
             scheduler.step()
+            window_s += time.perf_counter() - started
             result.step = done = step + 1
             window_tokens += processed
             if done % train.log_every == 0 or done == train.max_steps:
-                elapsed = time.perf_counter() - window_start
                 metrics = {"train/loss": loss, "train/lr": scheduler.get_last_lr()[0],
                            "train/grad_norm": grad_norm, "train/loss_tokens": loss_tokens,
-                           "train/tokens_per_s": window_tokens / max(elapsed, 1e-9)}
+                           "train/tokens_per_s": window_tokens / max(window_s, 1e-9)}
                 if peak:
                     metrics["train/mfu"] = mfu(flops_per_token, metrics["train/tokens_per_s"], peak)
                 logger.log(done, metrics)
                 bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{metrics['train/tokens_per_s']:.0f}")
-                window_tokens, window_start = 0, time.perf_counter()
+                window_tokens, window_s = 0, 0.0
             last = done == train.max_steps
             if evaluate and ((train.eval_every and done % train.eval_every == 0) or last):
                 result.last_eval = _evaluate(model, evaluate, train, device)
@@ -101,6 +102,8 @@ def fit(model: torch.nn.Module, step_fn: StepFn, batches_for_step: Callable[[int
             bar.update(1)
     finally:
         bar.close()
+    if evaluate and not result.last_eval:  # resumed at the final step: nothing was trained
+        result.last_eval = _evaluate(model, evaluate, train, device)
     return result
 
 
