@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
+from instructgpt.config.errors import UserError
 from instructgpt.tokenizer.chat import CHAT_TEMPLATE, SPECIAL_TOKENS, SPECIAL_TOKENS_LIST
 
 
@@ -31,13 +32,8 @@ def build_bpe_tokenizer(texts: Iterable[str], vocab_size: int = 4096, min_freque
     return fast
 
 
-def save_tokenizer(tokenizer, out: str | Path) -> None:
-    tokenizer.save_pretrained(str(out))
-
-
 def load_tokenizer(path: str | Path):
     from transformers import AutoTokenizer
-    from instructgpt.config.errors import UserError
     if not Path(path).is_dir():
         raise UserError(f"{path}: tokenizer folder not found (run `instructgpt tokenizer` first)")
     return AutoTokenizer.from_pretrained(str(path))
