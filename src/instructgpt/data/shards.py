@@ -25,7 +25,7 @@ def corpus_fingerprint(paths: Iterable[str | Path], tokenizer_dir: str, val_frac
 
 
 def write_shards(documents: Iterable[str], tokenizer, out_dir: str | Path, val_fraction: float,
-                 fingerprint: str = "") -> dict:
+                 fingerprint: str = "", progress: bool = True) -> dict:
     """Tokenize `documents` (EOS after each) into `train.bin` and `val.bin` in `out_dir`.
 
     Every round(1/val_fraction)-th document goes to validation. Streams: memory stays flat.
@@ -42,6 +42,8 @@ def write_shards(documents: Iterable[str], tokenizer, out_dir: str | Path, val_f
     files = {split: open(out / f"{split}.bin.tmp", "wb") for split in counts}
     try:
         index = 0
+        from tqdm.auto import tqdm
+        bar = tqdm(desc="tokenizing", unit=" docs", disable=not progress)
         for docs in list_batches(documents, DOCS_PER_BATCH):
             encoded = tokenizer(docs, add_special_tokens=False)["input_ids"]
             for split in counts:
@@ -55,6 +57,8 @@ def write_shards(documents: Iterable[str], tokenizer, out_dir: str | Path, val_f
                 if split == "train":
                     unigram += np.bincount(arr, minlength=len(unigram))
             index += len(encoded)
+            bar.update(len(encoded))
+        bar.close()
     finally:
         for f in files.values():
             f.close()

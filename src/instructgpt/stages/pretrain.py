@@ -34,7 +34,8 @@ def run(cfg: PretrainConfig, resume: bool = False) -> Path:
                                      cfg.val_fraction)
     if not shards_ready(shards_dir, fingerprint):
         info(f"pretrain: tokenizing {len(cfg.corpus)} corpus file(s) into {shards_dir}")
-        write_shards(iter_documents(cfg.corpus), tokenizer, shards_dir, cfg.val_fraction, fingerprint)
+        write_shards(iter_documents(cfg.corpus), tokenizer, shards_dir, cfg.val_fraction, fingerprint,
+                     progress=cfg.train.progress)
     train_shard, val_shard, meta = load_shards(shards_dir)
     entropy = meta["unigram_entropy_nats"]
     info(f"pretrain: {meta['train_tokens']:,} train / {meta['val_tokens']:,} val tokens; "
