@@ -1,0 +1,79 @@
+"""SFT loss reductions: per-example losses and the step-level weights of each reduction.
+
+The multi-task loss of one optimizer step is L = Σ_e w_e · S_e, where S_e is the summed
+token NLL of example e and the weights w_e come from the counts of the *whole step*, so any
+split of the step into micro-batches (or processes) gives the same gradient:
+
+    token_mean     w_e = 1 / Σ_e' T_e'                       every loss token counts the same
+    example_mean   w_e = 1 / (E · T_e)                       every example counts the same
+    task_balanced  w_e = 1 / (N · M_task(e) · T_e)           L = (1/N) Σ_i (1/M_i) Σ_j L_ij
+
+with T_e the loss tokens of example e, E examples, N tasks present, M_i examples of task i,
+and L_ij = S_ij / T_ij the mean token loss of example j of task i.
+"""
+from __future__ import annotations
+
+from enum import Enum
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from instructgpt.utils import IGNORE_INDEX
+
+
+class Reduction(str, Enum):
+    task_balanced = "task_balanced"
+    token_mean = "token_mean"
+    example_mean = "example_mean"
+
+
+def example_losses(logits: torch.Tensor, labels: torch.Tensor, example_index: torch.Tensor,
+                   num_examples: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed next-token NLL and loss-token count of each example.
+
+    logits: (B, T, V); labels: (B, T) with IGNORE_INDEX where no loss; example_index: (B, T)
+    long, the example each position belongs to (several per row when packed; any value where
+    labels are ignored). Position t predicts labels[t+1], which belongs to example_index[t+1].
+    Returns (sums (num_examples,), tokens (num_examples,)).
+    """
+    targets = labels[:, 1:].reshape(-1)                                         # (B*(T-1),)
+    nll = F.cross_entropy(logits[:, :-1].reshape(-1, logits.size(-1)).float(), targets,
+                          ignore_index=IGNORE_INDEX, reduction="none")          # (B*(T-1),)
+    keep = targets != IGNORE_INDEX
+    owner = example_index[:, 1:].reshape(-1)[keep]                              # (K,)
+    sums = torch.zeros(num_examples, dtype=nll.dtype, device=nll.device).index_add_(0, owner, nll[keep])
+    tokens = torch.zeros(num_examples, dtype=torch.long, device=nll.device).index_add_(
+        0, owner, torch.ones_like(owner))
+    return sums, tokens
+
+
+def token_mean_weights(task_ids: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """task_ids, tokens: (E,) over the whole step -> (E,) weights."""
+    return torch.full(tokens.shape, 1.0 / tokens.sum().clamp(min=1).item(), device=tokens.device)
+
+
+def example_mean_weights(task_ids: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    has_loss = tokens > 0
+    return has_loss / (has_loss.sum().clamp(min=1) * tokens.clamp(min=1))
+
+
+def task_balanced_weights(task_ids: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    has_loss = tokens > 0
+    tasks, inverse = torch.unique(task_ids[has_loss], return_inverse=True)
+    per_task = torch.bincount(inverse, minlength=len(tasks))                    # M_i, (N,)
+    weights = torch.zeros(tokens.shape, device=tokens.device)
+    weights[has_loss] = 1.0 / (len(tasks) * per_task[inverse] * tokens[has_loss])
+    return weights
+
+
+STEP_WEIGHTS: dict[Reduction, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    Reduction.token_mean: token_mean_weights,
+    Reduction.example_mean: example_mean_weights,
+    Reduction.task_balanced: task_balanced_weights,
+}
+
+
+def weighted_loss(sums: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Σ_e w_e · S_e for the examples of one micro-batch (weights from the whole step)."""
+    return (weights.to(sums.dtype) * sums).sum()
