@@ -1,0 +1,101 @@
+"""SFT batches: padded (one example a row) or packed (several a row, no attention across them)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Sequence
+
+import torch
+
+from instructgpt.utils import IGNORE_INDEX
+
+Encoded = tuple[Sequence[int], Sequence[bool]]  # token ids and loss mask of one example (see encode_chat)
+
+
+@dataclass
+class SFTBatch:
+    """B rows of T tokens holding examples 0..E-1 of an optimizer step (E over all its micro-batches)."""
+
+    input_ids: torch.Tensor       # (B, T) long, pad_id after the last example of a row
+    labels: torch.Tensor          # (B, T) long, the token where the loss mask is on, else IGNORE_INDEX
+    position_ids: torch.Tensor    # (B, T) long, restarting at 0 at each example
+    attention_mask: torch.Tensor  # (B, T) long 1/0 when padded; (B, 1, T, T) additive float when packed
+    example_index: torch.Tensor   # (B, T) long, the step-level index of the example at each position
+
+    @property
+    def num_loss_tokens(self) -> int:
+        return int((self.labels[:, 1:] != IGNORE_INDEX).sum())
+
+    def to(self, device: torch.device) -> "SFTBatch":
+        return replace(self, **{k: getattr(self, k).to(device) for k in self.__dataclass_fields__})
+
+
+def _labels(ids: Sequence[int], mask: Sequence[bool]) -> list[int]:
+    """Nothing predicts an example's first token (in a packed row its left neighbour would)."""
+    return [t if m and i > 0 else IGNORE_INDEX for i, (t, m) in enumerate(zip(ids, mask))]
+
+
+def _truncate(example: Encoded, max_len: int) -> Encoded:
+    """Keep the last `max_len` tokens: the completion (at the end) survives."""
+    ids, mask = example
+    return (list(ids)[-max_len:], list(mask)[-max_len:]) if len(ids) > max_len else example
+
+
+def pad_batch(examples: Sequence[Encoded], pad_id: int, first_index: int = 0, max_len: int | None = None) -> SFTBatch:
+    """One example a row, right-padded to the longest; a 2D attention mask."""
+    examples = [_truncate(e, max_len) for e in examples] if max_len else list(examples)
+    width = max(len(ids) for ids, _ in examples)
+    shape = (len(examples), width)
+    input_ids = torch.full(shape, pad_id, dtype=torch.long)
+    labels = torch.full(shape, IGNORE_INDEX, dtype=torch.long)
+    attention = torch.zeros(shape, dtype=torch.long)
+    for row, (ids, mask) in enumerate(examples):
+        n = len(ids)
+        input_ids[row, :n] = torch.tensor(ids)
+        labels[row, :n] = torch.tensor(_labels(ids, mask))
+        attention[row, :n] = 1
+    position_ids = torch.arange(width).expand(shape).clone()
+    example_index = (first_index + torch.arange(len(examples))).unsqueeze(1).expand(shape).clone()
+    return SFTBatch(input_ids, labels, position_ids, attention, example_index)
+
+
+def pack_batch(examples: Sequence[Encoded], max_len: int, pad_id: int, first_index: int = 0) -> SFTBatch:
+    """Examples in order, each into the current row while it fits (else a new row); a block-
+    diagonal causal mask keeps every example from attending to its row neighbours."""
+    rows: list[list[int]] = [[]]  # example numbers per row
+    used = 0
+    examples = [_truncate(e, max_len) for e in examples]
+    for k, (ids, _) in enumerate(examples):
+        if used + len(ids) > max_len and rows[-1]:
+            rows.append([])
+            used = 0
+        rows[-1].append(k)
+        used += len(ids)
+    shape = (len(rows), max_len)
+    input_ids = torch.full(shape, pad_id, dtype=torch.long)
+    labels = torch.full(shape, IGNORE_INDEX, dtype=torch.long)
+    position_ids = torch.zeros(shape, dtype=torch.long)
+    segment = torch.full(shape, -1, dtype=torch.long)       # slot within the row; -1 on padding
+    example_index = torch.full(shape, first_index, dtype=torch.long)
+    for r, members in enumerate(rows):
+        start = 0
+        for slot, k in enumerate(members):
+            ids, mask = examples[k]
+            span = slice(start, start + len(ids))
+            input_ids[r, span] = torch.tensor(ids)
+            labels[r, span] = torch.tensor(_labels(ids, mask))
+            position_ids[r, span] = torch.arange(len(ids))
+            segment[r, span] = slot
+            example_index[r, span] = first_index + k
+            start += len(ids)
+    return SFTBatch(input_ids, labels, position_ids, block_causal_mask(segment), example_index)
+
+
+def block_causal_mask(segment: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """(B, T) segment ids -> (B, 1, T, T) additive mask: 0 where query may see key, else -inf-ish.
+
+    Padding (segment -1) forms its own block, so no row of the mask is empty (no NaN).
+    """
+    T = segment.size(1)
+    causal = torch.tril(torch.ones(T, T, dtype=torch.bool, device=segment.device))
+    allowed = (segment[:, :, None] == segment[:, None, :]) & causal                # (B, T, T)
+    return torch.zeros(allowed.shape, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)[:, None]
