@@ -56,7 +56,7 @@ def fit(model: torch.nn.Module, step_fn: StepFn, batches_for_step: Callable[[int
     result = FitResult(step=0)
     ckpt = latest_checkpoint(ckpt_root) if resume else None
     if resume and ckpt is None:
-        info(f"{desc}: --resume given but no valid checkpoint in {ckpt_root}; starting at step 0")
+        info(f"{desc}: no checkpoint to resume from in {ckpt_root}; starting at step 0")
     if ckpt is not None:
         state = load_checkpoint(ckpt, model)
         optimizer.load_state_dict(state["optimizer"])
