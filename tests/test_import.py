@@ -1,8 +1,5 @@
 """Importing real pretrained models that ship inside PyPI wheels (slow: ~100 MB downloads)."""
 import json
-import shutil
-import subprocess
-import sys
 
 import pytest
 import torch

@@ -64,7 +64,8 @@ def cmd_stage(ns: argparse.Namespace) -> None:
     cls = {"tokenizer": TokenizerConfig, "pretrain": PretrainConfig}[ns.command]
     cfg = load_config(cls, ns.config, ns.overrides)
     stage = importlib.import_module(f"instructgpt.stages.{ns.command}")
-    stage.run(cfg, resume=ns.resume) if ns.command == "pretrain" else stage.run(cfg)
+    kwargs = {"resume": ns.resume} if hasattr(ns, "resume") else {}
+    stage.run(cfg, **kwargs)
 
 
 def cmd_import(ns: argparse.Namespace) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -11,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from instructgpt.config.errors import UserError
 
 C = TypeVar("C", bound="StrictConfig")
+SCIENTIFIC = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 CONFIG_ROOTS = (Path(__file__).resolve().parent.parent / "configs",      # installed wheel
                 Path(__file__).resolve().parents[3] / "configs")         # source checkout
 
@@ -44,11 +46,8 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
             value = yaml.safe_load(raw) if raw else ""
         except yaml.YAMLError:
             value = raw
-        if isinstance(value, str):  # YAML 1.1 reads "3e-4" as a string
-            try:
-                value = float(value)
-            except ValueError:
-                pass
+        if isinstance(value, str) and SCIENTIFIC.fullmatch(value):  # YAML 1.1 reads "3e-4" as a string
+            value = float(value)
         node = nested
         parts = key.split(".")
         for part in parts[:-1]:

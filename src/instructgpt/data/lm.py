@@ -6,7 +6,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from instructgpt.data.shards import TokenShard
 from instructgpt.utils import IGNORE_INDEX
 
 
@@ -29,11 +28,6 @@ class LMBatch:
 def step_rng(seed: int, step: int, micro: int) -> np.random.Generator:
     """The data of step `step` depends only on (seed, step): resume needs no data cursor."""
     return np.random.default_rng([seed, step, micro])
-
-
-def clm_batch(shard: TokenShard, rng: np.random.Generator, batch_size: int, seq_len: int) -> LMBatch:
-    ids = torch.from_numpy(shard.random_windows(rng, batch_size, seq_len))
-    return LMBatch(ids, ids.clone())
 
 
 def mask_tokens(ids: torch.Tensor, rng: np.random.Generator, mask_id: int, vocab_size: int,

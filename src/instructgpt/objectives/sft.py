@@ -17,9 +17,8 @@ from enum import Enum
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 
-from instructgpt.utils import IGNORE_INDEX
+from instructgpt.objectives.lm import next_token_nll
 
 
 class Reduction(str, Enum):
@@ -37,10 +36,7 @@ def example_losses(logits: torch.Tensor, labels: torch.Tensor, example_index: to
     labels are ignored). Position t predicts labels[t+1], which belongs to example_index[t+1].
     Returns (sums (num_examples,), tokens (num_examples,)).
     """
-    targets = labels[:, 1:].reshape(-1)                                         # (B*(T-1),)
-    nll = F.cross_entropy(logits[:, :-1].reshape(-1, logits.size(-1)).float(), targets,
-                          ignore_index=IGNORE_INDEX, reduction="none")          # (B*(T-1),)
-    keep = targets != IGNORE_INDEX
+    nll, keep = next_token_nll(logits, labels)                                  # (B*(T-1),)
     owner = example_index[:, 1:].reshape(-1)[keep]                              # (K,)
     sums = torch.zeros(num_examples, dtype=nll.dtype, device=nll.device).index_add_(0, owner, nll[keep])
     tokens = torch.zeros(num_examples, dtype=torch.long, device=nll.device).index_add_(
@@ -50,7 +46,7 @@ def example_losses(logits: torch.Tensor, labels: torch.Tensor, example_index: to
 
 def token_mean_weights(task_ids: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     """task_ids, tokens: (E,) over the whole step -> (E,) weights."""
-    return torch.full(tokens.shape, 1.0 / tokens.sum().clamp(min=1).item(), device=tokens.device)
+    return torch.ones(tokens.shape, device=tokens.device) / tokens.sum().clamp(min=1)
 
 
 def example_mean_weights(task_ids: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,7 @@ import torch
 
 from instructgpt.checkpoint import mark_complete, save_hf_folder
 from instructgpt.config import PretrainConfig, UserError, dump_config, require
-from instructgpt.data.lm import LMBatch, clm_batch, mask_tokens, step_rng
+from instructgpt.data.lm import LMBatch, mask_tokens, step_rng
 from instructgpt.data.records import iter_documents
 from instructgpt.data.shards import corpus_fingerprint, load_shards, shards_ready, write_shards
 from instructgpt.models.build import build_model, count_parameters
@@ -28,18 +28,9 @@ def run(cfg: PretrainConfig, resume: bool = False) -> Path:
     require(cfg, "out", "corpus")
     check_config(cfg)
     out = Path(cfg.out)
-    tokenizer = load_tokenizer(cfg.tokenizer or cfg.model.path)
-    shards_dir = out / "shards"
-    fingerprint = corpus_fingerprint(cfg.corpus, str(Path(cfg.tokenizer or cfg.model.path).resolve()),
-                                     cfg.val_fraction)
-    if not shards_ready(shards_dir, fingerprint):
-        info(f"pretrain: tokenizing {len(cfg.corpus)} corpus file(s) into {shards_dir}")
-        write_shards(iter_documents(cfg.corpus), tokenizer, shards_dir, cfg.val_fraction, fingerprint,
-                     progress=cfg.train.progress)
-    train_shard, val_shard, meta = load_shards(shards_dir)
-    entropy = meta["unigram_entropy_nats"]
-    info(f"pretrain: {meta['train_tokens']:,} train / {meta['val_tokens']:,} val tokens; "
-         f"unigram entropy {entropy:.3f} nats/token")
+    tokenizer_path = cfg.tokenizer or cfg.model.path
+    tokenizer = load_tokenizer(tokenizer_path)
+    train_shard, val_shard, entropy = prepare_shards(cfg, tokenizer, tokenizer_path, out / "shards")
 
     set_seed(cfg.train.seed)  # the initial weights depend on the seed only
     model = build_model(cfg.model, tokenizer)
@@ -52,28 +43,21 @@ def run(cfg: PretrainConfig, resume: bool = False) -> Path:
     if not resume:
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
 
-    make_batch = _batch_maker(cfg, tokenizer)
+    corrupt = _corruption(cfg, tokenizer)
     loss_fn = causal_lm_loss if cfg.objective == "clm" else masked_lm_loss
-    batches = lambda step: [make_batch(train_shard, step_rng(cfg.train.seed, step, m))  # noqa: E731
-                            for m in range(cfg.train.grad_accum)]
-    val = torch.from_numpy(val_shard.sequential_windows(cfg.train.eval_batches * cfg.train.batch_size,
-                                                        cfg.train.seq_len))
+    t = cfg.train
 
-    def evaluate(model: torch.nn.Module) -> dict[str, float]:
-        total, count = 0.0, 0
-        rng = np.random.default_rng(EVAL_SEED)
-        device = next(model.parameters()).device
-        for chunk in val.split(cfg.train.batch_size):
-            batch = LMBatch(chunk, chunk.clone()) if cfg.objective == "clm" else _mask(cfg, tokenizer, chunk, rng)
-            loss, n = loss_fn(model(input_ids=batch.input_ids.to(device)).logits, batch.labels.to(device))
-            total, count = total + loss.item(), count + n
-        return {"val/loss": total / max(count, 1), "val/ppl": float(np.exp(min(total / max(count, 1), 50)))}
+    def batches(step: int) -> list[LMBatch]:
+        """The micro-batches of `step`: random windows, corrupted for MLM, from (seed, step) alone."""
+        rngs = [step_rng(t.seed, step, m) for m in range(t.grad_accum)]
+        return [corrupt(torch.from_numpy(train_shard.random_windows(rng, t.batch_size, t.seq_len)), rng)
+                for rng in rngs]
 
     logger = MetricsLogger(out.parent / "metrics" / f"{out.name}.jsonl", out.parent / "tb" / out.name)
     try:
-        result = fit(model, lambda m, b: _step(m, b, loss_fn), batches, cfg.train, cfg.optim, out, logger,
-                     evaluate=evaluate, resume=resume, desc=f"pretrain ({cfg.objective})",
-                     flops_per_token=training_flops_per_token(non_embedding))
+        result = fit(model, lambda m, b: _step(m, b, loss_fn), batches, t, cfg.optim, out, logger,
+                     evaluate=_evaluator(cfg, val_shard, corrupt, loss_fn), resume=resume,
+                     desc=f"pretrain ({cfg.objective})", flops_per_token=training_flops_per_token(non_embedding))
     finally:
         logger.close()
     val_loss = result.last_eval["val/loss"]
@@ -83,6 +67,38 @@ def run(cfg: PretrainConfig, resume: bool = False) -> Path:
     save_hf_folder(out, model.cpu(), tokenizer, dump_config(cfg))
     mark_complete(out, step=result.step, val_loss=val_loss, unigram_entropy=entropy, below_unigram=below)
     return out
+
+
+def prepare_shards(cfg: PretrainConfig, tokenizer, tokenizer_path: str, shards_dir: Path):
+    """(train shard, val shard, unigram entropy), tokenizing the corpus only when it changed."""
+    fingerprint = corpus_fingerprint(cfg.corpus, str(Path(tokenizer_path).resolve()), cfg.val_fraction)
+    if not shards_ready(shards_dir, fingerprint):
+        info(f"pretrain: tokenizing {len(cfg.corpus)} corpus file(s) into {shards_dir}")
+        write_shards(iter_documents(cfg.corpus), tokenizer, shards_dir, cfg.val_fraction, fingerprint,
+                     progress=cfg.train.progress)
+    train_shard, val_shard, meta = load_shards(shards_dir)
+    entropy = meta["unigram_entropy_nats"]
+    info(f"pretrain: {meta['train_tokens']:,} train / {meta['val_tokens']:,} val tokens; "
+         f"unigram entropy {entropy:.3f} nats/token")
+    return train_shard, val_shard, entropy
+
+
+def _evaluator(cfg: PretrainConfig, val_shard, corrupt, loss_fn):
+    """Mean loss per loss token on fixed validation windows (MLM masks drawn from a fixed seed)."""
+    val = torch.from_numpy(val_shard.sequential_windows(cfg.train.eval_batches * cfg.train.batch_size,
+                                                        cfg.train.seq_len))
+
+    def evaluate(model: torch.nn.Module) -> dict[str, float]:
+        total, count = 0.0, 0
+        rng = np.random.default_rng(EVAL_SEED)
+        device = next(model.parameters()).device
+        for chunk in val.split(cfg.train.batch_size):
+            batch = corrupt(chunk, rng).to(device)
+            loss, n = loss_fn(model(input_ids=batch.input_ids).logits, batch.labels)
+            total, count = total + loss.item(), count + n
+        mean = total / max(count, 1)
+        return {"val/loss": mean, "val/ppl": float(np.exp(min(mean, 50)))}
+    return evaluate
 
 
 def check_config(cfg: PretrainConfig) -> None:
@@ -104,14 +120,9 @@ def _step(model: torch.nn.Module, batch: LMBatch, loss_fn) -> tuple[torch.Tensor
     return loss, batch.input_ids.numel()
 
 
-def _batch_maker(cfg: PretrainConfig, tokenizer):
+def _corruption(cfg: PretrainConfig, tokenizer):
+    """ids (B, T) + rng -> LMBatch: unchanged for causal LM, BERT-masked for MLM."""
     if cfg.objective == "clm":
-        return lambda shard, rng: clm_batch(shard, rng, cfg.train.batch_size, cfg.train.seq_len)
-    return lambda shard, rng: _mask(cfg, tokenizer, torch.from_numpy(
-        shard.random_windows(rng, cfg.train.batch_size, cfg.train.seq_len)), rng)
-
-
-def _mask(cfg: PretrainConfig, tokenizer, ids: torch.Tensor, rng: np.random.Generator) -> LMBatch:
-    return mask_tokens(ids, rng, tokenizer.mask_token_id, len(tokenizer), tokenizer.all_special_ids,
-                       cfg.mlm_probability)
-
+        return lambda ids, rng: LMBatch(ids, ids.clone())
+    return lambda ids, rng: mask_tokens(ids, rng, tokenizer.mask_token_id, len(tokenizer),
+                                        tokenizer.all_special_ids, cfg.mlm_probability)

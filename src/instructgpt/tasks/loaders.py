@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from instructgpt.config.errors import UserError
 from instructgpt.tasks.task import Example, Task
+from instructgpt.utils.io import atomic_write_text
 
 MAX_CLASS_LABELS = 20  # a classification-category SNI task has at most this many distinct outputs
 CLASS_WORDS = ("classification", "categorization", "sentiment analysis")
@@ -85,5 +86,4 @@ def _slug(text: str) -> str:
 
 
 def save_task_file(task: Task, path: str | Path) -> None:
-    from instructgpt.utils.io import atomic_write_text
     atomic_write_text(path, json.dumps(task.model_dump(mode="json", exclude_defaults=False), indent=1) + "\n")

@@ -81,4 +81,7 @@ def clean_stale_tmp(folder: str | Path) -> None:
         return
     for p in folder.iterdir():
         if p.name.startswith(".") and (".tmp" in p.name or ".old-" in p.name):
-            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
