@@ -2,8 +2,8 @@
 from instructgpt.config.errors import UserError
 from instructgpt.config.loader import StrictConfig, dump_config, load_config, validate_config
 from instructgpt.config.schema import (PRESETS, ModelConfig, OptimConfig, PretrainConfig, RunConfig,
-                                       TasksConfig, TokenizerConfig, TrainConfig, require)
+                                       SFTConfig, TasksConfig, TokenizerConfig, TrainConfig, require)
 
-__all__ = ["PRESETS", "ModelConfig", "OptimConfig", "PretrainConfig", "RunConfig", "StrictConfig",
+__all__ = ["PRESETS", "ModelConfig", "OptimConfig", "PretrainConfig", "RunConfig", "SFTConfig", "StrictConfig",
            "TasksConfig", "TokenizerConfig", "TrainConfig", "UserError", "dump_config", "load_config",
            "require", "validate_config"]

@@ -75,6 +75,90 @@ class PretrainConfig(StrictConfig):
     train: TrainConfig = TrainConfig()
 
 
+class RecordSource(StrictConfig):
+    """A JSONL (or .jsonl.gz) file of SFT records in any DESIGN.md §4 shape."""
+
+    path: str = Field(description="record file")
+    task: str | None = Field(None, description="task of every record (default: the record's task_key field, "
+                                               "else the file name)")
+    task_key: str = Field("task", description="record field naming its task (P3: dataset)")
+    metric: Literal["exact_match", "accuracy", "rouge_l", "f1", "numeric"] = "exact_match"
+    clusters: dict[str, list[str]] = Field(default_factory=dict, description="cluster -> its tasks; "
+                                           "a task not listed is its own cluster")
+    include: list[str] = Field(default_factory=list, description="only these tasks (empty = all)")
+    exclude: list[str] = Field(default_factory=list, description="drop these tasks")
+    strip_suffix: str | None = Field(None, description="cut from completions (P3: <|endoftext|>)")
+    max_per_task: int | None = Field(None, gt=0, description="read at most this many records per task")
+
+
+class MixConfig(StrictConfig):
+    """How many examples of each task one epoch holds (resampled every epoch)."""
+
+    strategy: Literal["balanced", "proportional", "temperature"] = Field(
+        "proportional", description="balanced = equal counts; proportional = min(M_i, cap) (FLAN); "
+                                    "temperature = ∝ min(M_i, cap)^(1/T) (T5)")
+    cap: int = Field(3000, gt=0, description="K, the examples-proportional cap per task")
+    temperature: float = Field(2.0, gt=0, description="T; 1 = proportional, large = balanced")
+
+
+class LoraConfig(StrictConfig):
+    enabled: bool = False
+    r: int = Field(16, gt=0, description="rank")
+    alpha: int = Field(32, gt=0, description="scale = alpha / r")
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj",
+                                                               "gate_proj", "up_proj", "down_proj"])
+
+
+class SFTEvalConfig(StrictConfig):
+    samples_per_task: int = Field(20, ge=0, description="val examples generated per task at each eval")
+    max_new_tokens: int = Field(48, gt=0)
+    batch_size: int = Field(64, gt=0, description="prompts decoded together")
+    baseline: bool = Field(True, description="also score the start model on the test split")
+
+
+class HeadsConfig(StrictConfig):
+    """Task-head mode: a shared encoder, one linear classifier per classification task."""
+
+    encoder: Literal["gru", "bert", "hf"] = Field("gru", description="gru = the seed's model; bert = our "
+                                                  "MLM pretraining output; hf = a pretrained HF encoder folder")
+    path: str | None = Field(None, description="encoder folder (bert, hf); tokenizer folder for gru")
+    freeze: bool = Field(False, description="train the heads only (the encoder as a feature extractor)")
+    embed_dim: int = Field(128, gt=0, description="gru: token embedding size")
+    hidden: int = Field(256, gt=0, description="gru: hidden size per direction")
+    layers: int = Field(1, gt=0, description="gru: stacked layers")
+    bidirectional: bool = True
+    pooling: Literal["mean", "last", "cls"] = Field("mean", description="how a sequence becomes one vector")
+    dropout: float = Field(0.1, ge=0, lt=1)
+    max_len: int = Field(128, gt=1, description="tokens per input (longer are cut)")
+
+
+class SFTConfig(StrictConfig):
+    """Multi-task instruction tuning of a causal LM (mode lm) or task heads on an encoder (mode heads)."""
+
+    out: str | None = Field(None, description="output folder (an HF model folder in mode lm)")
+    mode: Literal["lm", "heads"] = "lm"
+    model: ModelConfig = ModelConfig()
+    tokenizer: str | None = Field(None, description="tokenizer folder (default: the model's)")
+    tasks_dir: str | None = Field(None, description="a run's tasks/ folder (index.json + splits)")
+    tasks: TasksConfig | None = Field(None, description="tasks built in memory: the suite, task/SNI files")
+    data: list[RecordSource] = Field(default_factory=list, description="SFT record files")
+    n_val: int = Field(30, ge=0, description="record files: val examples split off per task")
+    n_test: int = Field(50, ge=0, description="record files: test examples split off per task")
+    held_out_clusters: list[str] = Field(default_factory=list, description="record files: clusters "
+                                         "never trained on, evaluated zero-shot")
+    reduction: Literal["task_balanced", "token_mean", "example_mean"] = Field(
+        "task_balanced", description="task_balanced = (1/N) Σ_i (1/M_i) Σ_j L_ij over the step")
+    mix: MixConfig = MixConfig()
+    packing: bool = Field(True, description="several examples per row, no attention across them")
+    system_prompt: str | None = Field(None, description="a system message before every prompt")
+    lora: LoraConfig = LoraConfig()
+    eval: SFTEvalConfig = SFTEvalConfig()
+    heads: HeadsConfig = HeadsConfig()
+    optim: OptimConfig = OptimConfig(lr=3e-4, warmup_steps=20)
+    train: TrainConfig = TrainConfig(max_steps=500, batch_size=16, seq_len=256)
+
+
 class RunConfig(StrictConfig):
     """The whole recipe; paths inside stages are filled in by the pipeline."""
 
@@ -83,6 +167,7 @@ class RunConfig(StrictConfig):
     tasks: TasksConfig = TasksConfig()
     tokenizer: TokenizerConfig = TokenizerConfig()
     pretrain: PretrainConfig = PretrainConfig()
+    sft: SFTConfig = SFTConfig()
 
 
 def require(cfg: StrictConfig, *keys: str) -> None:

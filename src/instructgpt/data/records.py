@@ -1,6 +1,7 @@
 """Record readers: JSONL with file:line errors, and plain-text documents for pretraining."""
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -9,11 +10,12 @@ from instructgpt.config.errors import UserError
 
 
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, record) for each non-blank line; a bad line names file and line."""
+    """(line number, record) for each non-blank line (`.gz` read as gzip); a bad line names file and line."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: file not found")
-    with open(path, encoding="utf-8") as f:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
                 continue

@@ -28,6 +28,7 @@ def run(cfg: TasksConfig) -> Path:
                 atomic_write_text(tmp / task.name / f"{split}.jsonl", "".join(line + "\n" for line in lines))
             index[task.name] = {"kind": task.kind, "cluster": task.cluster, "metric": task.metric,
                                 "labels": list(task.labels) if task.labels else None,
+                                "instructions": list(task.instructions),
                                 "held_out": split_task.held_out,
                                 **{split: len(split_task.splits[split]) for split in SPLITS}}
         corpus_bytes = write_corpus(tmp / "corpus.txt", cfg.seed, int(cfg.corpus_mb * 1e6)) if cfg.corpus_mb else 0

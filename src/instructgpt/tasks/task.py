@@ -7,6 +7,8 @@ from typing import Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from instructgpt.utils.prompt import render_instruction
+
 Kind = Literal["classification", "generation", "qa", "extraction", "arithmetic", "rewrite"]
 Metric = Literal["exact_match", "accuracy", "rouge_l", "f1", "numeric"]
 
@@ -51,13 +53,6 @@ class Task(BaseModel):
     def render(self, example: Example, template: int = 0) -> str:
         """The prompt for `example` under instruction `template` (index, wraps around)."""
         return render_instruction(self.instructions[template % len(self.instructions)], example.input)
-
-
-def render_instruction(instruction: str, input_text: str) -> str:
-    """An instruction holding `{input}` gets it in place; otherwise the input follows it."""
-    if "{input}" in instruction:
-        return instruction.replace("{input}", input_text)
-    return f"{instruction}\n\n{input_text}" if input_text else instruction
 
 
 @dataclass(frozen=True)

@@ -21,11 +21,15 @@ from instructgpt.utils.seed import get_rng_state, set_rng_state, set_seed
 
 class Batch(Protocol):
     num_loss_tokens: int
+    # Step-level loss weights (see objectives/sft.py) or None. With weights, step_fn's loss is
+    # already normalised over the whole step and fit adds it as is; without, fit divides the
+    # summed loss by the step's loss tokens.
+    weights: torch.Tensor | None
 
     def to(self, device: torch.device) -> "Batch": ...
 
 
-# step_fn(model, batch) -> (summed loss, tokens processed); fit divides by the step's loss tokens.
+# step_fn(model, batch) -> (loss, tokens processed): a summed loss, or a weighted one (Batch.weights).
 StepFn = Callable[[torch.nn.Module, Any], tuple[torch.Tensor, int]]
 
 
@@ -44,8 +48,9 @@ def fit(model: torch.nn.Module, step_fn: StepFn, batches_for_step: Callable[[int
 
     `batches_for_step(step)` returns the `train.grad_accum` micro-batches of that step and must
     depend only on `step` (so a resumed run sees the same data). The loss of a step is the sum
-    of every micro-batch's summed loss divided by the step's total loss tokens, so any split
-    into micro-batches gives the same gradient.
+    of every micro-batch's summed loss divided by the step's total loss tokens (or, for batches
+    carrying step-level `weights`, the sum of their weighted losses), so any split into
+    micro-batches gives the same gradient.
     """
     device = resolve_device(train.device)
     set_seed(train.seed)
@@ -114,12 +119,13 @@ def _train_step(model, step_fn: StepFn, micro_batches: list, optimizer, train: T
     loss_tokens = sum(b.num_loss_tokens for b in micro_batches)
     if loss_tokens == 0:
         raise ValueError("a training step has no tokens that carry loss; check the data and the loss mask")
+    divisor = 1 if getattr(micro_batches[0], "weights", None) is not None else loss_tokens
     total, processed = 0.0, 0
     for batch in micro_batches:
         with autocast(device, train.precision):
-            loss_sum, n = step_fn(model, batch.to(device))
-        (loss_sum / loss_tokens).backward()
-        total += loss_sum.item()
+            loss, n = step_fn(model, batch.to(device))
+        (loss / divisor).backward()
+        total += loss.item()
         processed += n
     if not math.isfinite(total):
         raise FloatingPointError(f"loss is {total}; lower optim.lr or use precision=fp32")
@@ -128,7 +134,7 @@ def _train_step(model, step_fn: StepFn, micro_batches: list, optimizer, train: T
     grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm=grad_clip if grad_clip > 0 else math.inf)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    return total / loss_tokens, loss_tokens, processed, float(grad_norm)
+    return total / divisor, loss_tokens, processed, float(grad_norm)
 
 
 @torch.no_grad()
