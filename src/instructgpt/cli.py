@@ -60,8 +60,8 @@ def cmd_tasks(ns: argparse.Namespace) -> None:
 
 def cmd_stage(ns: argparse.Namespace) -> None:
     import importlib
-    from instructgpt.config import PretrainConfig, TokenizerConfig, load_config
-    cls = {"tokenizer": TokenizerConfig, "pretrain": PretrainConfig}[ns.command]
+    from instructgpt.config import PretrainConfig, SFTConfig, TokenizerConfig, load_config
+    cls = {"tokenizer": TokenizerConfig, "pretrain": PretrainConfig, "sft": SFTConfig}[ns.command]
     cfg = load_config(cls, ns.config, ns.overrides)
     stage = importlib.import_module(f"instructgpt.stages.{ns.command}")
     kwargs = {"resume": ns.resume} if hasattr(ns, "resume") else {}
@@ -98,11 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_tasks)
 
     for name, text in [("tokenizer", "train a byte-level BPE tokenizer"),
-                       ("pretrain", "causal LM or masked LM pretraining")]:
+                       ("pretrain", "causal LM or masked LM pretraining"),
+                       ("sft", "multi-task instruction tuning (mode=heads: task heads on an encoder)")]:
         p = sub.add_parser(name, help=text)
         p.add_argument("config", help="YAML config (a path or a bundled name like pretrain/tiny)")
         p.add_argument("overrides", nargs="*", metavar="key=value")
-        if name == "pretrain":
+        if name != "tokenizer":
             p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
         p.set_defaults(func=cmd_stage)
 

@@ -1,4 +1,4 @@
-"""The whole recipe: tasks -> tokenizer -> pretrain, each stage a run folder skipped once complete."""
+"""The whole recipe: tasks -> tokenizer -> pretrain -> sft, each stage a run folder skipped once complete."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,7 +6,7 @@ from typing import Callable
 
 from instructgpt.checkpoint import is_complete
 from instructgpt.config import RunConfig, dump_config
-from instructgpt.stages import pretrain, tasks, tokenizer
+from instructgpt.stages import pretrain, sft, tasks, tokenizer
 from instructgpt.utils.io import atomic_write_text, clean_stale_tmp
 from instructgpt.utils.logging import info
 
@@ -32,6 +32,11 @@ def run(cfg: RunConfig) -> Path:
     pre_dir = run_dir / "pretrain"
     _stage("pretrain", pre_dir, lambda: pretrain.run(cfg.pretrain.model_copy(update={
         "out": str(pre_dir), "tokenizer": str(tok_dir), "corpus": [str(corpus)]}), resume=True))
+
+    sft_dir = run_dir / "sft"
+    model = cfg.sft.model.model_copy(update={"path": str(pre_dir)})
+    _stage("sft", sft_dir, lambda: sft.run(cfg.sft.model_copy(update={
+        "out": str(sft_dir), "tasks_dir": str(tasks_dir), "model": model}), resume=True))
     info(f"run '{cfg.name}' complete: {run_dir}")
     return run_dir
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Sequence
+from typing import Hashable, Iterator, Sequence
 
 import torch
 
@@ -101,3 +101,23 @@ def block_causal_mask(segment: torch.Tensor, dtype: torch.dtype = torch.float32)
     causal = torch.tril(torch.ones(T, T, dtype=torch.bool, device=segment.device))
     allowed = (segment[:, :, None] == segment[:, None, :]) & causal                # (B, T, T)
     return torch.zeros(allowed.shape, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)[:, None]
+
+
+def plan_micro_batches(stream: Iterator[tuple[Hashable, int]], rows: int, max_len: int,
+                       packing: bool) -> Iterator[list[Hashable]]:
+    """Group a stream of (example key, token length) into micro-batches of at most `rows` rows:
+    filled in order under `pack_batch`'s rule when packing, else one example a row."""
+    batch: list[Hashable] = []
+    rows_used, used = 1, 0
+    for key, length in stream:
+        n = min(length, max_len)
+        if not packing and len(batch) == rows:
+            yield batch
+            batch = []
+        elif packing and batch and used + n > max_len:
+            if rows_used == rows:
+                yield batch
+                batch, rows_used = [], 0
+            rows_used, used = rows_used + 1, 0
+        batch.append(key)
+        used += n

@@ -17,8 +17,9 @@ from enum import Enum
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 
-from instructgpt.objectives.lm import next_token_nll
+from instructgpt.utils import IGNORE_INDEX
 
 
 class Reduction(str, Enum):
@@ -27,21 +28,41 @@ class Reduction(str, Enum):
     example_mean = "example_mean"
 
 
+def loss_positions(labels: torch.Tensor, example_index: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Which positions predict a loss-carrying token, that token, and the example owning it.
+
+    labels, example_index: (B, T). Position t predicts labels[t+1], which belongs to
+    example_index[t+1]. Returns (keep (B, T-1) bool, targets (K,), owners (K,)).
+    """
+    keep = labels[:, 1:] != IGNORE_INDEX
+    return keep, labels[:, 1:][keep], example_index[:, 1:][keep]
+
+
+def example_losses_at(logits: torch.Tensor, targets: torch.Tensor, owners: torch.Tensor,
+                      num_examples: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed NLL and loss-token count of each example from the logits of the kept positions only.
+
+    logits: (K, V) at the positions `loss_positions` keeps; targets, owners: (K,).
+    Returns (sums (num_examples,), tokens (num_examples,)).
+    """
+    nll = F.cross_entropy(logits.float(), targets, reduction="none")            # (K,)
+    sums = torch.zeros(num_examples, dtype=nll.dtype, device=nll.device).index_add_(0, owners, nll)
+    tokens = torch.zeros(num_examples, dtype=torch.long, device=nll.device).index_add_(
+        0, owners, torch.ones_like(owners))
+    return sums, tokens
+
+
 def example_losses(logits: torch.Tensor, labels: torch.Tensor, example_index: torch.Tensor,
                    num_examples: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Summed next-token NLL and loss-token count of each example.
 
     logits: (B, T, V); labels: (B, T) with IGNORE_INDEX where no loss; example_index: (B, T)
     long, the example each position belongs to (several per row when packed; any value where
-    labels are ignored). Position t predicts labels[t+1], which belongs to example_index[t+1].
-    Returns (sums (num_examples,), tokens (num_examples,)).
+    labels are ignored). Returns (sums (num_examples,), tokens (num_examples,)).
     """
-    nll, keep = next_token_nll(logits, labels)                                  # (B*(T-1),)
-    owner = example_index[:, 1:].reshape(-1)[keep]                              # (K,)
-    sums = torch.zeros(num_examples, dtype=nll.dtype, device=nll.device).index_add_(0, owner, nll[keep])
-    tokens = torch.zeros(num_examples, dtype=torch.long, device=nll.device).index_add_(
-        0, owner, torch.ones_like(owner))
-    return sums, tokens
+    keep, targets, owners = loss_positions(labels, example_index)
+    return example_losses_at(logits[:, :-1][keep], targets, owners, num_examples)
 
 
 def token_mean_weights(task_ids: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:

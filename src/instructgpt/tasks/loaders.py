@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +30,35 @@ def load_task_file(path: str | Path) -> Task:
     if "Instances" in data and "Definition" in data:
         data = sni_to_task(data, path.stem)
     try:
-        return Task.model_validate(data)
+        task = Task.model_validate(data)
     except ValidationError as e:
         err = e.errors()[0]
         key = ".".join(str(p) for p in err["loc"]) or "(task)"
         fix = "; see the task format in README.md" if err["type"] != "extra_forbidden" else \
             f" (valid fields: {', '.join(Task.model_fields)})"
         raise UserError(f"{path}: field '{key}': {err['msg']}{fix}") from None
+    check_examples(task, path)
+    return task
+
+
+def check_examples(task: Task, path: Path) -> None:
+    """A task needs examples, and a classification task's outputs must be among its labels."""
+    if not task.examples:
+        raise UserError(f"{path}: task '{task.name}' has no examples; add some under \"examples\"")
+    if task.labels is None:
+        return
+    for i, ex in enumerate(task.examples):
+        if ex.output not in task.labels:
+            raise UserError(f"{path}:{_output_line(path, i)}: examples[{i}].output {ex.output!r} is not one of "
+                            f"the labels ({', '.join(task.labels)}); fix the example or add the label")
+
+
+def _output_line(path: Path, index: int) -> str:
+    """The line of the `index`-th example's "output" key in our task format ('?' if not found)."""
+    text = path.read_text(encoding="utf-8")
+    start = text.find('"examples"')
+    hits = [m.start() for m in re.finditer(r'"output"\s*:', text[start:])] if start >= 0 else []
+    return str(text.count("\n", 0, start + hits[index]) + 1) if index < len(hits) else "?"
 
 
 def load_task_paths(paths: list[str]) -> list[Task]:

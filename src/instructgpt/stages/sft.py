@@ -1,0 +1,186 @@
+"""Stage `sft`: multi-task instruction tuning of a causal LM with the task-balanced loss
+(or, with mode=heads, classification heads on a shared encoder: stages/sft_heads.py)."""
+from __future__ import annotations
+
+import itertools
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from instructgpt.checkpoint import mark_complete, save_hf_folder
+from instructgpt.config import SFTConfig, UserError, dump_config, require
+from instructgpt.data.mixing import iter_mixture
+from instructgpt.data.packing import SFTBatch, pack_batch, pad_batch, plan_micro_batches
+from instructgpt.data.sft import TaskData, load_task_data
+from instructgpt.models.build import count_parameters, load_model
+from instructgpt.models.parts import lm_parts
+from instructgpt.objectives.sft import (STEP_WEIGHTS, Reduction, example_losses_at, loss_positions,
+                                        weighted_loss)
+from instructgpt.stages.sft_eval import score_tasks, summarize
+from instructgpt.tokenizer.chat import encode_chat
+from instructgpt.tokenizer.train import load_tokenizer
+from instructgpt.train import fit
+from instructgpt.utils import IGNORE_INDEX
+from instructgpt.utils.io import atomic_dir, atomic_write_text
+from instructgpt.utils.logging import MetricsLogger, info
+
+Key = tuple[str, int]  # (task, index of its training example)
+
+
+def run(cfg: SFTConfig, resume: bool = False) -> Path:
+    """Train on the held-in tasks, score start and final model on every task's test split, save."""
+    require(cfg, "out")
+    tasks = load_task_data(cfg)
+    if cfg.mode == "heads":
+        from instructgpt.stages import sft_heads
+        return sft_heads.run(cfg, tasks, resume)
+    require(cfg.model, "path")
+    out = Path(cfg.out)
+    tokenizer = load_tokenizer(cfg.tokenizer or cfg.model.path)
+    model = load_model(cfg.model.path)
+    held_in = [t for t in tasks if not t.held_out]
+    info(f"sft: {len(held_in)} held-in tasks ({sum(len(t.splits['train']) for t in held_in):,} examples), "
+         f"{len(tasks) - len(held_in)} held out; {count_parameters(model) / 1e6:.1f}M parameters; "
+         f"reduction {cfg.reduction}, mix {cfg.mix.strategy}, {'packed' if cfg.packing else 'padded'} batches")
+    baseline = _test_scores(cfg, model, tokenizer, tasks, "start model") if cfg.eval.baseline else None
+    if cfg.lora.enabled:
+        model = _with_lora(model, cfg)
+    if not resume:
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
+
+    encoded = {t.name: [encode_chat(tokenizer, ex["messages"]) for ex in t.splits["train"]] for t in held_in}
+    steps = plan_steps(encoded, cfg)
+    task_ids = {name: i for i, name in enumerate(encoded)}
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+    def batches(step: int) -> list[SFTBatch]:
+        return build_step(steps[step], encoded, task_ids, cfg, pad)
+
+    def evaluate(model: torch.nn.Module) -> dict[str, float]:
+        scores = score_tasks(model, tokenizer, tasks, "val", cfg.eval.samples_per_task, cfg.eval.max_new_tokens,
+                             cfg.eval.batch_size, cfg.train.seq_len)
+        metric = {t.name: t.metric for t in tasks}
+        return {**{f"eval/{k}/{metric[k]}": v for k, v in scores.items()},
+                **{f"eval/{k}": v for k, v in summarize(scores, tasks).items()}}
+
+    logger = MetricsLogger(out.parent / "metrics" / f"{out.name}.jsonl", out.parent / "tb" / out.name)
+    try:
+        result = fit(model, sft_step, batches, cfg.train, cfg.optim, out, logger,
+                     evaluate=evaluate if cfg.eval.samples_per_task else None, resume=resume, desc="sft")
+    finally:
+        logger.close()
+    final = _test_scores(cfg, model, tokenizer, tasks, "sft model")
+    save_model_folder(out, model, tokenizer, cfg, tasks)
+    report = {"test": final, "baseline": baseline, **{f"sft_{k}": v for k, v in summarize(final, tasks).items()}}
+    if baseline:
+        report.update({f"baseline_{k}": v for k, v in summarize(baseline, tasks).items()})
+    atomic_write_text(out / "scores.json", json.dumps(report, indent=1) + "\n")
+    info(score_table(tasks, final, baseline))
+    mark_complete(out, step=result.step, **{k: v for k, v in report.items() if isinstance(v, float)})
+    return out
+
+
+def sft_step(model: torch.nn.Module, batch: SFTBatch) -> tuple[torch.Tensor, int]:
+    """Σ_e w_e · S_e over this micro-batch's examples (weights from the whole step); the output
+    head runs only where a token carries loss."""
+    decoder, head = lm_parts(model)
+    hidden = decoder(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                     position_ids=batch.position_ids).last_hidden_state      # (B, T, H)
+    keep, targets, owners = loss_positions(batch.labels, batch.example_index)
+    logits = head(hidden[:, :-1][keep])                                     # (K, V)
+    sums, _ = example_losses_at(logits, targets, owners, batch.weights.numel())
+    return weighted_loss(sums, batch.weights), batch.input_ids.numel()
+
+
+def plan_steps(encoded: dict[str, list], cfg: SFTConfig) -> list[list[list[Key]]]:
+    """Every optimizer step's micro-batches of (task, example) keys, fixed up front so that a
+    resumed run sees the same data: the mixture's stream, cut into micro-batches of rows."""
+    sizes = {name: len(examples) for name, examples in encoded.items()}
+    stream = ((key, len(encoded[key[0]][key[1]][0])) for key in iter_mixture(sizes, cfg.mix, cfg.train.seed))
+    micro = plan_micro_batches(stream, cfg.train.batch_size, cfg.train.seq_len, cfg.packing)
+    t = cfg.train
+    return [list(itertools.islice(micro, t.grad_accum)) for _ in range(t.max_steps)]
+
+
+def build_step(step: list[list[Key]], encoded: dict[str, list], task_ids: dict[str, int],
+               cfg: SFTConfig, pad_id: int) -> list[SFTBatch]:
+    """The step's micro-batches, each carrying the step-level weights of the chosen reduction."""
+    batches, first = [], 0
+    for keys in step:
+        examples = [encoded[task][i] for task, i in keys]
+        if cfg.packing:
+            batch = pack_batch(examples, cfg.train.seq_len, pad_id, first)
+        else:
+            batch = pad_batch(examples, pad_id, first, cfg.train.seq_len)
+        batches.append(batch)
+        first += len(keys)
+    tokens = torch.zeros(first, dtype=torch.long)
+    for b in batches:
+        has_label = b.labels[:, 1:] != IGNORE_INDEX
+        tokens.index_add_(0, b.example_index[:, 1:][has_label], torch.ones(int(has_label.sum()), dtype=torch.long))
+    tasks = torch.tensor([task_ids[task] for keys in step for task, _ in keys])
+    weights = STEP_WEIGHTS[Reduction(cfg.reduction)](tasks, tokens)
+    return [SFTBatch(**{**b.__dict__, "weights": weights}) for b in batches]
+
+
+def _test_scores(cfg: SFTConfig, model, tokenizer, tasks: list[TaskData], who: str) -> dict[str, float]:
+    info(f"sft: scoring the {who} on {sum(len(t.splits['test']) for t in tasks):,} test examples")
+    return score_tasks(model, tokenizer, tasks, "test", None, cfg.eval.max_new_tokens, cfg.eval.batch_size,
+                       cfg.train.seq_len)
+
+
+def _with_lora(model, cfg: SFTConfig):
+    from peft import LoraConfig, get_peft_model
+    lora = cfg.lora
+    names = {n.split(".")[-1] for n, _ in model.named_modules()}
+    missing = [m for m in lora.target_modules if m not in names]
+    if missing:
+        raise UserError(f"lora.target_modules: {', '.join(missing)} not in the model (its linear layers "
+                        f"include: {', '.join(sorted(n for n in names if n.endswith('proj'))[:12])})")
+    model = get_peft_model(model, LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                                             target_modules=list(lora.target_modules), task_type="CAUSAL_LM"))
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    info(f"sft: LoRA r={lora.r} alpha={lora.alpha} on {', '.join(lora.target_modules)}: "
+         f"{trainable / 1e6:.2f}M trainable parameters")
+    return model
+
+
+def save_model_folder(out: Path, model, tokenizer, cfg: SFTConfig, tasks: list[TaskData]) -> None:
+    """The HF folder (LoRA merged in; the adapter alone under adapter/) and tasks.json for classify()."""
+    model = model.cpu()
+    if cfg.lora.enabled:
+        with atomic_dir(out / "adapter") as tmp:
+            model.save_pretrained(tmp)
+        model = model.merge_and_unload()
+    save_hf_folder(out, model, tokenizer, dump_config(cfg))
+    atomic_write_text(out / "tasks.json", json.dumps(task_metadata(tasks), indent=1) + "\n")
+
+
+def task_metadata(tasks: list[TaskData]) -> dict[str, dict[str, Any]]:
+    return {t.name: {"kind": t.kind, "cluster": t.cluster, "metric": t.metric, "held_out": t.held_out,
+                     "labels": list(t.labels) if t.labels else None, "instructions": list(t.instructions)}
+            for t in tasks}
+
+
+def score_table(tasks: list[TaskData], final: dict[str, float], baseline: dict[str, float] | None) -> str:
+    """Per-task test scores, start model vs SFT model, held-in then held-out."""
+    w = max(len(t.name) for t in tasks) + 1
+    lines = [f"{'task':<{w}} {'metric':<12} {'start':>6} {'sft':>6}"]
+    for held_out in (False, True):
+        group = [t for t in tasks if t.held_out == held_out]
+        if not group:
+            continue
+        lines.append(f"-- {'held-out (zero-shot)' if held_out else 'held-in'} --")
+        for t in group:
+            base = f"{baseline[t.name]:6.3f}" if baseline and t.name in baseline else f"{'-':>6}"
+            lines.append(f"{t.name:<{w}} {t.metric:<12} {base} {final.get(t.name, float('nan')):6.3f}")
+        base_mean = f"{_mean(baseline, group):6.3f}" if baseline else f"{'-':>6}"
+        lines.append(f"{'mean':<{w}} {'':<12} {base_mean} {_mean(final, group):6.3f}")
+    return "\n".join(lines)
+
+
+def _mean(scores: dict[str, float], group: list[TaskData]) -> float:
+    return sum(scores.get(t.name, 0.0) for t in group) / len(group)
