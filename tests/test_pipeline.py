@@ -1,4 +1,4 @@
-"""`instructgpt run`: tasks -> tokenizer -> pretrain; complete stages are skipped on a rerun."""
+"""`instructgpt run`: tasks -> tokenizer -> pretrain -> sft; complete stages are skipped on a rerun."""
 import json
 
 from conftest import run_cli
@@ -6,15 +6,20 @@ from conftest import run_cli
 TINY = ["name=t", "tasks.n_train=20", "tasks.n_val=5", "tasks.n_test=5", "tasks.corpus_mb=0.2",
         "tokenizer.vocab_size=600", "pretrain.train.max_steps=6", "pretrain.train.batch_size=4",
         "pretrain.train.seq_len=32", "pretrain.train.eval_every=3", "pretrain.train.save_every=3",
-        "pretrain.train.progress=false"]
+        "pretrain.train.progress=false", "sft.train.max_steps=4", "sft.train.batch_size=4",
+        "sft.train.seq_len=128", "sft.train.eval_every=0", "sft.train.progress=false",
+        "sft.eval.samples_per_task=1", "sft.eval.max_new_tokens=4"]
 
 
 def test_run_end_to_end_then_skip(tmp_path):
     result = run_cli("run", "run/demo", f"runs_dir={tmp_path}", *TINY)
     assert result.returncode == 0, result.stderr
     run = tmp_path / "t"
-    for stage in ("tasks", "tokenizer", "pretrain"):
+    for stage in ("tasks", "tokenizer", "pretrain", "sft"):
         assert (run / stage / "complete.json").is_file(), stage
+    scores = json.loads((run / "sft" / "scores.json").read_text())
+    assert set(scores["test"]) == set(scores["baseline"]) == set(json.loads((run / "tasks" / "index.json").read_text()))
+    assert "held-out (zero-shot)" in result.stderr
     index = json.loads((run / "tasks" / "index.json").read_text())
     assert len(index) >= 20 and sum(v["held_out"] for v in index.values()) >= 2
     first = next(iter(index))
@@ -24,7 +29,7 @@ def test_run_end_to_end_then_skip(tmp_path):
 
     again = run_cli("run", "run/demo", f"runs_dir={tmp_path}", *TINY)
     assert again.returncode == 0, again.stderr
-    for stage in ("tasks", "tokenizer", "pretrain"):
+    for stage in ("tasks", "tokenizer", "pretrain", "sft"):
         assert f"{stage}: complete, skipped" in again.stderr
 
 

@@ -88,7 +88,9 @@ class RecordSource(StrictConfig):
     include: list[str] = Field(default_factory=list, description="only these tasks (empty = all)")
     exclude: list[str] = Field(default_factory=list, description="drop these tasks")
     strip_suffix: str | None = Field(None, description="cut from completions (P3: <|endoftext|>)")
-    max_per_task: int | None = Field(None, gt=0, description="read at most this many records per task")
+    max_per_task: int | None = Field(None, gt=0, description="keep a random subset of this many records per task")
+    skip_invalid: bool = Field(False, description="skip bad records (counted and reported) instead of "
+                                                  "stopping at the first")
 
 
 class MixConfig(StrictConfig):

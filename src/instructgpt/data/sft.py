@@ -11,6 +11,7 @@ from instructgpt.config.errors import UserError
 from instructgpt.config.schema import RecordSource, SFTConfig
 from instructgpt.data.records import iter_jsonl
 from instructgpt.tokenizer.chat import ROLES
+from instructgpt.utils.logging import info
 from instructgpt.utils.prompt import render_instruction
 
 TASKS_INDEX = "index.json"  # written by the tasks stage: task -> kind, cluster, metric, labels, held_out
@@ -134,14 +135,20 @@ def _from_records(source: RecordSource, cfg: SFTConfig) -> list[TaskData]:
     by_task: dict[str, list[dict[str, Any]]] = {}
     cluster_of = {task: cluster for cluster, members in source.clusters.items() for task in members}
     default = source.task or path.name.split(".")[0]
+    skipped: list[str] = []
     for lineno, record in iter_jsonl(path):
         task = source.task or str(record.get(source.task_key) or default)
         if (source.include and task not in source.include) or task in source.exclude:
             continue
         examples = by_task.setdefault(task, [])
-        if source.max_per_task and len(examples) >= source.max_per_task:
-            continue
-        examples.append(to_example(record, task, f"{path}:{lineno}", None, cfg.system_prompt, source.strip_suffix))
+        try:
+            examples.append(to_example(record, task, f"{path}:{lineno}", None, cfg.system_prompt, source.strip_suffix))
+        except UserError as e:
+            if not source.skip_invalid:
+                raise UserError(f"{e} (or set skip_invalid: true for this data source)") from None
+            skipped.append(str(e))
+    if skipped:
+        info(f"sft: skipped {len(skipped)} bad record(s) of {path} (skip_invalid), the first: {skipped[0]}")
     missing = [t for t in source.include if t not in by_task]
     if missing:
         raise UserError(f"{path}: no records of task(s) {', '.join(missing)} (key data.include)")
@@ -150,6 +157,7 @@ def _from_records(source: RecordSource, cfg: SFTConfig) -> list[TaskData]:
     out = []
     for task, examples in by_task.items():
         random.Random(f"{cfg.train.seed}:{task}").shuffle(examples)
+        examples = examples[:source.max_per_task] if source.max_per_task else examples
         n_test, n_val = min(cfg.n_test, len(examples) // 5), min(cfg.n_val, len(examples) // 10)
         splits = {"test": examples[:n_test], "val": examples[n_test:n_test + n_val],
                   "train": examples[n_test + n_val:]}

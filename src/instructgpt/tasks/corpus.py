@@ -10,6 +10,7 @@ import random
 from pathlib import Path
 from typing import Callable, Iterator
 
+from instructgpt.tasks.builtin.strings import random_word, spelled
 from instructgpt.tasks.world import (ANIMALS, COUNTABLES, COUNTRIES, DAYS, DIET_FOOD, FOODS,
                                      MONTHS, NAMES, NEGATIVE_WORDS, NUMBER_WORDS,
                                      POSITIVE_WORDS, PRODUCTS, SHOP, STREETS, TOPICS, article,
@@ -62,6 +63,8 @@ ARITHMETIC = (
     "{name} had {a} {items} and bought {b} more, so {name} had {total}.",
     "{name} had {a} {items} and gave {b} to {other}, leaving {diff}.",
     "{a} plus {b} is {total}.",
+    "{x} plus {y} equals {x_plus_y}.",
+    "{x} minus {z} leaves {x_minus_z}.",
     "{c} times {d} equals {prod}.",
     "If you take {b} away from {a}, you get {diff}.",
     "{A_product} costs {p} dollars and {a_product2} costs {q} dollars, so both together "
@@ -85,10 +88,11 @@ WORDPLAY = (
     "The word {word} spelled backwards is {rev}.",
     "The word {word} is spelled {spaced}.",
     "In capital letters, {word} is written {upper}.",
-    "The word {word} has {n} letters.",
-    "Without its vowels, {word} becomes {novowel}.",
-    "Sorted alphabetically, the letters of {word} are {sorted}.",
-    "In {word}, the letter {letter} appears {count} {times}.",
+    "The word {word} is spelled {spelled}, which is {n} letters.",
+    "Without its vowels, {spelled} becomes {novowel}.",
+    "Sorted alphabetically, the letters {spelled} become {sorted}.",
+    "Backwards, {spelled} reads {rev}.",
+    "In {spelled}, the letter {letter} appears {count} {times}.",
     "The number {number} is {parity}.",
     "In alphabetical order, the words {words} become {sorted_words}.",
 )
@@ -154,9 +158,12 @@ def _arithmetic(rng: random.Random) -> list[str]:
     b = rng.randint(1, a)
     c, d = rng.randint(2, 30), rng.randint(2, 12)
     p, q = rng.randint(2, 60), rng.randint(2, 60)
+    x, y = rng.randint(0, 99), rng.randint(0, 99)
+    z = rng.randint(0, x)
     name, other = rng.sample(NAMES, 2)
-    first, second = (x.name for x in rng.sample(PRODUCTS, 2))
+    first, second = (product.name for product in rng.sample(PRODUCTS, 2))
     return _say(rng, ARITHMETIC, rng.randint(3, 4), name=name, other=other, a=a, b=b,
+                x=x, y=y, z=z, x_plus_y=x + y, x_minus_z=x - z,
                 total=a + b, diff=a - b, c=c, d=d, prod=c * d, p=p, q=q, pq=p + q,
                 items=rng.choice(COUNTABLES)[1],
                 A_product=f"{article(first).capitalize()} {first}",
@@ -183,15 +190,16 @@ def _topic(rng: random.Random) -> list[str]:
 
 
 def _wordplay(rng: random.Random) -> list[str]:
-    word = rng.choice(WORDS)
+    """Letters of world words and made-up ones, spelled out as the letter tasks spell them."""
+    word = random_word(rng)
     letter = rng.choice(word)
     count = word.count(letter)
     number = rng.randint(0, 999)
     words = rng.sample(WORDS, 3)
-    return _say(rng, WORDPLAY, 3, word=word, rev=word[::-1], spaced=" ".join(word),
-                upper=word.upper(), n=len(word),
-                novowel="".join(ch for ch in word if ch not in "aeiou"),
-                sorted="".join(sorted(word)), letter=letter, count=count,
+    return _say(rng, WORDPLAY, 3, word=word, rev=spelled(word[::-1]), spaced=" ".join(word),
+                upper=word.upper(), n=len(word), spelled=spelled(word),
+                novowel=spelled("".join(ch for ch in word if ch not in "aeiou")),
+                sorted=spelled("".join(sorted(word))), letter=letter, count=count,
                 times="time" if count == 1 else "times", number=number,
                 parity="even" if number % 2 == 0 else "odd", words=" ".join(words),
                 sorted_words=" ".join(sorted(words)))

@@ -14,7 +14,7 @@ VOWELS = frozenset("aeiou")
 CONSONANTS, VOWEL_LETTERS = "bdfgklmnprstvz", "aeiou"
 
 
-def _word(rng: random.Random) -> str:
+def random_word(rng: random.Random) -> str:
     """Half the time a world word (seen in the corpus), half a made-up one such as 'tavomi'.
 
     The made-up words keep the input space in the thousands (the world has ~340 words) and
@@ -30,8 +30,24 @@ def _word(rng: random.Random) -> str:
 def _word_task(transform):
     """A generator whose input is one word and whose output is `transform(word)`."""
     def generate(rng: random.Random) -> Example:
-        word = _word(rng)
+        word = random_word(rng)
         return Example(input=word, output=transform(word))
+    return generate
+
+
+def spelled(word: str) -> str:
+    """'house' -> 'h-o-u-s-e'. Byte-level BPE hides a word's letters inside multi-letter tokens;
+    spelled out, every letter is its own token, so letter tasks test the skill, not the tokenizer.
+    Hyphens vanish under answer normalisation, so 'e-s-u-o-h' also matches 'esuoh'."""
+    return "-".join(word)
+
+
+def _letter_task(transform):
+    """Input: a word spelled out; output: `transform(word)` spelled out (or a count, as is)."""
+    def generate(rng: random.Random) -> Example:
+        word = random_word(rng)
+        out = transform(word)
+        return Example(input=spelled(word), output=out if out.isdigit() else spelled(out))
     return generate
 
 
@@ -50,11 +66,11 @@ def _sort_words(rng: random.Random) -> Example:
 
 
 def _count_letter(rng: random.Random) -> Example:
-    word = _word(rng)
+    word = random_word(rng)
     # Mostly a letter that occurs; sometimes one that does not, whose count is 0.
     letter = rng.choice(word) if rng.random() < 0.8 else rng.choice(string.ascii_lowercase)
-    text = rng.choice((f"Word: {word}. Letter: {letter}",
-                       f"How many times does the letter {letter} appear in {word}?"))
+    text = rng.choice((f"Word: {spelled(word)}. Letter: {letter}",
+                       f"How many times does the letter {letter} appear in {spelled(word)}?"))
     return Example(input=text, output=str(word.count(letter)))
 
 
@@ -79,7 +95,7 @@ TASKS: tuple[BuiltinTask, ...] = (
             "Reverse the letters of the word \"{input}\".",
             "Spell {input} from the last letter to the first.",
         ),
-        generate=_word_task(lambda w: w[::-1])),
+        generate=_letter_task(lambda w: w[::-1])),
     BuiltinTask(
         name="uppercase_words", kind="rewrite", cluster="string_edit", metric="exact_match",
         instructions=(
@@ -95,7 +111,7 @@ TASKS: tuple[BuiltinTask, ...] = (
             "Write \"{input}\" without its vowels.",
             "Delete the letters a, e, i, o and u from this word.",
         ),
-        generate=_word_task(remove_vowels)),
+        generate=_letter_task(remove_vowels)),
     BuiltinTask(
         name="sort_letters", kind="rewrite", cluster="string_edit", metric="exact_match",
         instructions=(
@@ -103,7 +119,7 @@ TASKS: tuple[BuiltinTask, ...] = (
             "Put the letters of \"{input}\" in alphabetical order.",
             "Rearrange the letters of this word from a to z.",
         ),
-        generate=_word_task(lambda w: "".join(sorted(w)))),
+        generate=_letter_task(lambda w: "".join(sorted(w)))),
     BuiltinTask(
         name="sort_words", kind="rewrite", cluster="string_edit", metric="exact_match",
         instructions=(
@@ -127,7 +143,7 @@ TASKS: tuple[BuiltinTask, ...] = (
             "Count the letters in the word \"{input}\".",
             "{input}\n\nHow long is that word, in letters?",
         ),
-        generate=_word_task(lambda w: str(len(w)))),
+        generate=_letter_task(lambda w: str(len(w)))),
     BuiltinTask(
         name="count_letter_occurrences", kind="qa", cluster="string_count", metric="numeric",
         instructions=(
