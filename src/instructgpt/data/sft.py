@@ -96,6 +96,10 @@ def load_task_data(cfg: SFTConfig) -> list[TaskData]:
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise UserError(f"task(s) {', '.join(dupes)} come from two sources (keys tasks_dir / tasks / data)")
+    unknown = set(cfg.held_out_clusters) - {t.cluster for t in found}
+    if unknown:
+        raise UserError(f"held_out_clusters: no task in cluster(s) {', '.join(sorted(unknown))} (clusters: "
+                        f"{', '.join(sorted({t.cluster for t in found}))})")
     for t in found:
         if not t.held_out and not t.splits["train"]:
             raise UserError(f"task '{t.name}' has no training examples; give it some or hold its cluster out")

@@ -45,7 +45,7 @@ def run(cfg: SFTConfig, resume: bool = False) -> Path:
     info(f"sft: {len(held_in)} held-in tasks ({sum(len(t.splits['train']) for t in held_in):,} examples), "
          f"{len(tasks) - len(held_in)} held out; {count_parameters(model) / 1e6:.1f}M parameters; "
          f"reduction {cfg.reduction}, mix {cfg.mix.strategy}, {'packed' if cfg.packing else 'padded'} batches")
-    baseline = _test_scores(cfg, model, tokenizer, tasks, "start model") if cfg.eval.baseline else None
+    baseline = _baseline(cfg, model, tokenizer, tasks, out / "baseline_scores.json", resume)
     if cfg.lora.enabled:
         model = _with_lora(model, cfg)
     if not resume:
@@ -130,6 +130,18 @@ def _test_scores(cfg: SFTConfig, model, tokenizer, tasks: list[TaskData], who: s
     info(f"sft: scoring the {who} on {sum(len(t.splits['test']) for t in tasks):,} test examples")
     return score_tasks(model, tokenizer, tasks, "test", None, cfg.eval.max_new_tokens, cfg.eval.batch_size,
                        cfg.train.seq_len)
+
+
+def _baseline(cfg: SFTConfig, model, tokenizer, tasks: list[TaskData], path: Path, resume: bool
+              ) -> dict[str, float] | None:
+    """The start model's test scores, kept beside the checkpoints so a resumed run reuses them."""
+    if not cfg.eval.baseline:
+        return None
+    if resume and path.is_file():
+        return json.loads(path.read_text())
+    scores = _test_scores(cfg, model, tokenizer, tasks, "start model")
+    atomic_write_text(path, json.dumps(scores, indent=1) + "\n")
+    return scores
 
 
 def _with_lora(model, cfg: SFTConfig):
