@@ -112,3 +112,15 @@ def test_task_file_label_outside_labels_names_the_line(tmp_path):
     line = next(n for n, text in enumerate(path.read_text().splitlines(), 1) if '"angry"' in text)
     with pytest.raises(UserError, match=rf"mood.json:{line}: examples\[1\].output 'angry' is not one of the labels"):
         load_task_data(SFTConfig(tasks={"builtin": False, "files": [str(path)]}))
+
+
+def test_cli_reports_a_bad_record_in_one_line(tmp_path):
+    from conftest import run_cli
+    path = write_jsonl(tmp_path / "chat.jsonl", [{"messages": [{"role": "user", "content": "hi"}]}])
+    config = tmp_path / "sft.yaml"
+    config.write_text(f"out: {tmp_path / 'out'}\nmodel: {{path: {tmp_path}}}\ndata:\n  - path: {path}\n")
+    result = run_cli("sft", str(config))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: {path}:1: chat record has no assistant turn; add one "
+        '{"role": "assistant", "content": ...} to learn from (or set skip_invalid: true for this data source)']
