@@ -131,11 +131,11 @@ TASKS: tuple[BuiltinTask, ...] = (
     BuiltinTask(
         name="spell_word", kind="rewrite", cluster="string_edit", metric="exact_match",
         instructions=(
-            "Spell the word letter by letter, with a space between letters.",
-            "How do you spell \"{input}\"? Separate the letters with spaces.",
-            "Write each letter of this word, separated by spaces.",
+            "Spell the word letter by letter, with a hyphen between letters.",
+            "How do you spell \"{input}\"? Separate the letters with hyphens.",
+            "Write each letter of this word, joined by hyphens.",
         ),
-        generate=_word_task(lambda w: " ".join(w))),
+        generate=_word_task(spelled)),
     BuiltinTask(
         name="count_letters", kind="qa", cluster="string_count", metric="numeric",
         instructions=(
