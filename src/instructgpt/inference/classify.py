@@ -1,0 +1,137 @@
+"""`classify`: labels and their probabilities for texts, from a task-heads folder or an SFT causal LM.
+
+    heads folder (heads.json)   the task's head over the rendered prompt; softmax over its labels
+    causal LM folder            every label scored as log P(label <|im_end|> | ChatML prompt),
+                                summed over its tokens; softmax over the labels
+
+Either way the prompt is the task's first instruction rendered with the text (tasks.json), as
+the model saw its tasks in training.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from instructgpt.config.errors import UserError
+from instructgpt.models.heads import (encode_texts, is_heads_folder, load_classifier, load_tasks_json, pad_batch,
+                                      pad_id)
+from instructgpt.tokenizer.chat import SPECIAL_TOKENS, encode_chat
+from instructgpt.utils.device import resolve_device
+from instructgpt.utils.prompt import render_instruction
+
+
+class Classifier:
+    """`Classifier.from_dir(path).classify(texts, task)` -> `[{"label", "probs": {label: p}}, ...]`."""
+
+    def __init__(self, path: Path, tasks: dict[str, dict[str, Any]]):
+        self.path, self.tasks = path, tasks
+
+    @staticmethod
+    def from_dir(path: str | Path, device: str = "auto") -> "Classifier":
+        """A heads folder (heads.json) or an HF causal LM folder with a tasks.json beside config.json."""
+        path = Path(path)
+        if is_heads_folder(path):
+            return HeadsClassifier(path, device)
+        if (path / "config.json").is_file():
+            return LMClassifier(path, device)
+        raise UserError(f"{path}: neither a task-heads folder (heads.json) nor a model folder (config.json)")
+
+    def prompts(self, texts: Sequence[str], task: str) -> list[str]:
+        """Each text inside the task's first instruction (as is when the task has none)."""
+        instructions = self.task(task).get("instructions") or []
+        return [render_instruction(instructions[0], t) if instructions else t for t in texts]
+
+    def task(self, task: str) -> dict[str, Any]:
+        if task not in self.tasks:
+            raise UserError(f"{self.path}: unknown task '{task}' (known: {', '.join(sorted(self.tasks)) or 'none'})")
+        return self.tasks[task]
+
+    def labels(self, task: str, override: Sequence[str] | None) -> list[str]:
+        labels = list(override) if override is not None else list(self.task(task).get("labels") or [])
+        if not labels:
+            raise UserError(f"{self.path}: task '{task}' has no labels (tasks.json); pass labels=[...]")
+        return labels
+
+    def classify(self, texts: Sequence[str], task: str, labels: Sequence[str] | None = None,
+                 batch_size: int = 32) -> list[dict[str, Any]]:
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        names = self.labels(task, labels)
+        probs = self.label_probs(self.prompts(texts, task), task, names, batch_size)  # (N, L)
+        return [{"label": names[int(row.argmax())], "probs": {n: float(p) for n, p in zip(names, row)}}
+                for row in probs]
+
+    def label_probs(self, prompts: list[str], task: str, labels: list[str], batch_size: int) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class HeadsClassifier(Classifier):
+    """The task's linear head; `labels=` may pick a subset of its labels (probabilities renormalised)."""
+
+    def __init__(self, path: Path, device: str = "auto"):
+        super().__init__(path, load_tasks_json(path))
+        self.device = resolve_device(device)
+        self.model, self.tokenizer = load_classifier(path)
+        self.model.to(self.device)
+
+    @torch.no_grad()
+    def label_probs(self, prompts: list[str], task: str, labels: list[str], batch_size: int) -> torch.Tensor:
+        own = self.model.task_labels[task] if task in self.model.task_labels else []
+        missing = [label for label in labels if label not in own]
+        if missing:
+            raise UserError(f"{self.path}: task '{task}' has no head output for label(s) {', '.join(missing)} "
+                            f"(its labels: {', '.join(own)})")
+        columns = torch.tensor([own.index(label) for label in labels])
+        ids = encode_texts(self.tokenizer, prompts, self.model.max_len)
+        task_id = self.model.task_index(task)
+        out = []
+        for i in range(0, len(ids), batch_size):
+            input_ids, mask = pad_batch(ids[i:i + batch_size], pad_id(self.tokenizer))
+            task_ids = torch.full((input_ids.shape[0],), task_id, dtype=torch.long)
+            logits = self.model(input_ids.to(self.device), mask.to(self.device), task_ids.to(self.device))
+            out.append(logits[:, columns.to(self.device)].float().softmax(dim=-1).cpu())
+        return torch.cat(out) if out else torch.zeros(0, len(labels))
+
+
+class LMClassifier(Classifier):
+    """Scores each label as a completion of the ChatML prompt under a causal LM."""
+
+    def __init__(self, path: Path, device: str = "auto"):
+        super().__init__(path, load_tasks_json(path))
+        from instructgpt.models.build import load_model
+        from instructgpt.tokenizer.train import load_tokenizer
+        self.device = resolve_device(device)
+        self.model = load_model(path, "llama").to(self.device).eval()
+        self.tokenizer = load_tokenizer(path)
+
+    @torch.no_grad()
+    def label_probs(self, prompts: list[str], task: str, labels: list[str], batch_size: int) -> torch.Tensor:
+        """(N, L) softmax over labels of Σ log P(label tokens + <|im_end|> | prompt)."""
+        tok = self.tokenizer
+        im_end = tok.convert_tokens_to_ids(SPECIAL_TOKENS["im_end"])
+        answers = [tok.encode(label, add_special_tokens=False) + [im_end] for label in labels]
+        pairs = []  # (prompt ids, answer ids) for every prompt x label, prompt-major
+        for prompt in prompts:
+            ids, _ = encode_chat(tok, [{"role": "user", "content": prompt}], add_generation_prompt=True)
+            pairs += [(ids, answer) for answer in answers]
+        scores = torch.cat([self.completion_logprobs(pairs[i:i + batch_size])
+                            for i in range(0, len(pairs), batch_size)]) if pairs else torch.zeros(0)
+        return scores.view(len(prompts), len(labels)).softmax(dim=-1)
+
+    def completion_logprobs(self, pairs: list[tuple[list[int], list[int]]]) -> torch.Tensor:
+        """(P,) Σ log P(answer | prompt) for each (prompt ids, answer ids) pair."""
+        input_ids, mask = pad_batch([p + a for p, a in pairs], pad_id(self.tokenizer))
+        answer_mask = torch.zeros_like(mask, dtype=torch.bool)                   # (P, T): True on answer tokens
+        for i, (p, a) in enumerate(pairs):
+            answer_mask[i, len(p):len(p) + len(a)] = True
+        input_ids, mask, answer_mask = (x.to(self.device) for x in (input_ids, mask, answer_mask))
+        logits = self.model(input_ids=input_ids, attention_mask=mask).logits.float()   # (P, T, V)
+        logprobs = logits[:, :-1].log_softmax(dim=-1).gather(-1, input_ids[:, 1:, None]).squeeze(-1)  # (P, T-1)
+        return (logprobs * answer_mask[:, 1:]).sum(dim=1).cpu()
+
+
+def classify(model_dir: str | Path, texts: Sequence[str], task: str, labels: Sequence[str] | None = None,
+             batch_size: int = 32, device: str = "auto") -> list[dict[str, Any]]:
+    """The function form: load the folder (heads or causal LM) and classify `texts` for `task`."""
+    return Classifier.from_dir(model_dir, device).classify(texts, task, labels, batch_size)
