@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install -q -c constraints.txt
 
-.PHONY: demo test test-slow bench install dev clean
+.PHONY: demo test test-slow bench bench-sft install dev clean
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -34,5 +34,9 @@ test-slow: dev
 bench: install
 	$(VENV)/bin/instructgpt bench pretrain
 
+# The seed's claim (task_balanced vs token_mean vs one task alone); needs runs/demo from `make demo`.
+bench-sft: install
+	$(PY) bench/seed_claim.py --run runs/demo
+
 clean:
-	rm -rf $(VENV) runs bench/results
+	rm -rf $(VENV) runs bench/results bench/work
