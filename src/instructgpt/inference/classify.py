@@ -77,7 +77,7 @@ class HeadsClassifier(Classifier):
 
     @torch.no_grad()
     def label_probs(self, prompts: list[str], task: str, labels: list[str], batch_size: int) -> torch.Tensor:
-        own = self.model.task_labels[task] if task in self.model.task_labels else []
+        own = self.model.task_labels[task]
         missing = [label for label in labels if label not in own]
         if missing:
             raise UserError(f"{self.path}: task '{task}' has no head output for label(s) {', '.join(missing)} "

@@ -61,7 +61,8 @@ class HeadsBatch:
     num_loss_tokens: int                 # E: one loss term per example
 
     def to(self, device: torch.device) -> "HeadsBatch":
-        move = lambda x: None if x is None else x.to(device)  # noqa: E731
+        def move(x: torch.Tensor | None) -> torch.Tensor | None:
+            return None if x is None else x.to(device)
         return HeadsBatch(move(self.input_ids), move(self.attention_mask), move(self.features),
                           self.task_ids.to(device), self.labels.to(device), self.weights.to(device),
                           self.num_loss_tokens)
@@ -256,25 +257,35 @@ def accuracy_metrics(model: MultiTaskClassifier, head_tasks: list[HeadTask], spl
 
 
 def score_table(head_tasks: list[HeadTask], test: Split, metrics: dict[str, float], cfg: SFTConfig) -> dict:
-    """What `scores.json` holds: test accuracy per task and the mean over tasks."""
-    rows = {}
+    """What `scores.json` holds: test accuracy per task, per cluster (over its tasks' examples)
+    and the mean over tasks."""
+    rows: dict[str, dict[str, Any]] = {}
+    clusters: dict[str, list[float]] = {}  # cluster -> [correct, examples]
     for index, t in enumerate(head_tasks):
         key = f"test/{t.data.name}/accuracy"
         if key in metrics:
-            rows[t.data.name] = {"accuracy": metrics[key], "n": int((test.task_ids == index).sum()),
-                                 "labels": len(t.labels), "cluster": t.data.cluster, "held_out": t.data.held_out}
+            n = int((test.task_ids == index).sum())
+            rows[t.data.name] = {"accuracy": metrics[key], "n": n, "labels": len(t.labels),
+                                 "cluster": t.data.cluster, "held_out": t.data.held_out}
+            tally = clusters.setdefault(t.data.cluster, [0.0, 0])
+            tally[0], tally[1] = tally[0] + metrics[key] * n, tally[1] + n
     return {"encoder": cfg.heads.encoder, "encoder_path": cfg.heads.path, "freeze": cfg.heads.freeze,
-            "steps": cfg.train.max_steps, "tasks": rows, "mean_accuracy": metrics.get("test/mean_accuracy")}
+            "steps": cfg.train.max_steps, "tasks": rows,
+            "clusters": {c: {"accuracy": right / n, "n": n} for c, (right, n) in clusters.items()},
+            "mean_accuracy": metrics.get("test/mean_accuracy")}
 
 
 def format_scores(scores: dict) -> str:
-    width = max([len(name) for name in scores["tasks"]] + [4])
+    width = max([len(name) for name in scores["tasks"]] + [len("cluster " + c) for c in scores["clusters"]] + [12])
     lines = [f"{'task':<{width}}  {'cluster':<16} {'held out':<8} {'labels':>6} {'n':>5} {'accuracy':>8}"]
     for name, r in scores["tasks"].items():
         lines.append(f"{name:<{width}}  {r['cluster']:<16} {'yes' if r['held_out'] else 'no':<8} {r['labels']:>6} "
                      f"{r['n']:>5} {r['accuracy']:>8.3f}")
+    if len(scores["clusters"]) < len(scores["tasks"]):
+        for name, r in scores["clusters"].items():
+            lines.append(f"{'cluster ' + name:<{width}}  {'':<16} {'':<8} {'':>6} {r['n']:>5} {r['accuracy']:>8.3f}")
     if scores["mean_accuracy"] is not None:
-        lines.append(f"{'mean':<{width}}  {'':<16} {'':<8} {'':>6} {'':>5} {scores['mean_accuracy']:>8.3f}")
+        lines.append(f"{'mean (tasks)':<{width}}  {'':<16} {'':<8} {'':>6} {'':>5} {scores['mean_accuracy']:>8.3f}")
     return "\n".join(lines)
 
 
