@@ -79,6 +79,7 @@ def run(cfg: SFTConfig, tasks: list[TaskData], resume: bool = False) -> Path:
     if not tokenizer_path:
         raise UserError("SFTConfig: mode heads needs key 'tokenizer' (a tokenizer folder) or 'heads.path'")
     tokenizer = load_tokenizer(tokenizer_path)
+    pad = pad_id(tokenizer)
     set_seed(cfg.train.seed)  # the initial heads (and GRU) depend on the seed only
     model = build_classifier(cfg.heads, tokenizer, {t.data.name: list(t.labels) for t in head_tasks})
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -88,21 +89,21 @@ def run(cfg: SFTConfig, tasks: list[TaskData], resume: bool = False) -> Path:
     device = resolve_device(cfg.train.device)
     if cfg.heads.freeze:  # a feature extractor: run the encoder once per example, train the heads only
         for split in splits.values():
-            split.features = encode_features(model, split, pad_id(tokenizer), cfg.eval.batch_size, device)
+            split.features = encode_features(model, split, pad, cfg.eval.batch_size, device)
     if not resume:
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
 
     logger = MetricsLogger(out.parent / "metrics" / f"{out.name}.jsonl", out.parent / "tb" / out.name)
     try:
-        result = fit(model, heads_step, step_batches(cfg, head_tasks, splits["train"], pad_id(tokenizer)),
-                     cfg.train, cfg.optim, out, logger, resume=resume, desc=f"sft (heads, {cfg.heads.encoder})",
-                     evaluate=lambda m: accuracy_metrics(m, head_tasks, splits["val"], pad_id(tokenizer),
-                                                         cfg.eval.batch_size, "eval"))
+        result = fit(model, heads_step, step_batches(cfg, head_tasks, splits["train"], pad), cfg.train, cfg.optim,
+                     out, logger, resume=resume, desc=f"sft (heads, {cfg.heads.encoder})",
+                     evaluate=lambda m: accuracy_metrics(m, head_tasks, splits["val"], pad, cfg.eval.batch_size,
+                                                         "eval"))
     finally:
         logger.close()
     model.eval()
     with torch.no_grad():
-        test = accuracy_metrics(model, head_tasks, splits["test"], pad_id(tokenizer), cfg.eval.batch_size, "test")
+        test = accuracy_metrics(model, head_tasks, splits["test"], pad, cfg.eval.batch_size, "test")
     scores = score_table(head_tasks, splits["test"], test, cfg)
     print(format_scores(scores), flush=True)
     save_classifier(out, model.cpu(), tokenizer, task_metadata(head_tasks), dump_config(cfg), keep=("checkpoints",))
