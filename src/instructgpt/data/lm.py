@@ -16,6 +16,7 @@ class LMBatch:
 
     input_ids: torch.Tensor   # (B, T) long
     labels: torch.Tensor      # (B, T) long, IGNORE_INDEX where no loss
+    weights: None = None      # no step-level weights: fit divides the summed loss by the step's tokens
 
     def to(self, device: torch.device) -> "LMBatch":
         return LMBatch(self.input_ids.to(device), self.labels.to(device))

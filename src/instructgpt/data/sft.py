@@ -169,3 +169,13 @@ def _from_records(source: RecordSource, cfg: SFTConfig) -> list[TaskData]:
         out.append(TaskData(task, cluster, "generation", source.metric, None,
                             cluster in cfg.held_out_clusters, splits))
     return out
+
+
+def task_metadata(tasks: list[TaskData], labels: dict[str, tuple[str, ...]] | None = None
+                  ) -> dict[str, dict[str, Any]]:
+    """`tasks.json` beside a trained model: what `inference.classify` needs to render prompts and
+    name labels. `labels` overrides a task's own (task heads infer them for record-file tasks)."""
+    labels = labels or {}
+    return {t.name: {"kind": t.kind, "cluster": t.cluster, "metric": t.metric, "held_out": t.held_out,
+                     "labels": list(labels.get(t.name) or t.labels or []) or None,
+                     "instructions": list(t.instructions)} for t in tasks}

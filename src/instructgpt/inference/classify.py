@@ -15,8 +15,8 @@ from typing import Any, Sequence
 import torch
 
 from instructgpt.config.errors import UserError
-from instructgpt.models.heads import (encode_texts, is_heads_folder, load_classifier, load_tasks_json, pad_batch,
-                                      pad_id)
+from instructgpt.models.build import pad_id
+from instructgpt.models.heads import encode_texts, is_heads_folder, load_classifier, load_tasks_json, pad_batch
 from instructgpt.tokenizer.chat import SPECIAL_TOKENS, encode_chat
 from instructgpt.utils.device import resolve_device
 from instructgpt.utils.prompt import render_instruction

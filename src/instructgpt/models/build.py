@@ -42,6 +42,14 @@ def load_model(path: str | Path, arch: str = "llama") -> torch.nn.Module:
     return auto.from_pretrained(str(path), dtype=torch.float32)
 
 
+def pad_id(tokenizer) -> int:
+    """The id batches are padded with: the pad token, else end of text, else 0 (never attended to)."""
+    for candidate in (tokenizer.pad_token_id, tokenizer.eos_token_id):
+        if candidate is not None:
+            return candidate
+    return 0
+
+
 def count_parameters(model: torch.nn.Module, non_embedding: bool = False) -> int:
     """All parameters, or those outside the token/position embeddings and the output head."""
     skip: set[int] = set()

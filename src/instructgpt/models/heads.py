@@ -21,6 +21,7 @@ from torch import nn
 
 from instructgpt.config.errors import UserError
 from instructgpt.config.schema import HeadsConfig
+from instructgpt.models.build import pad_id
 from instructgpt.models.gru import GRU_POOLING, GRUEncoder
 from instructgpt.utils.io import atomic_dir, atomic_write_json, atomic_write_text
 
@@ -142,11 +143,6 @@ def build_classifier(cfg: HeadsConfig, tokenizer, task_labels: dict[str, Sequenc
     if cfg.freeze:
         encoder.requires_grad_(False)
     return MultiTaskClassifier(encoder, encoder.output_size, task_labels, cfg.dropout, cfg.max_len)
-
-
-def pad_id(tokenizer) -> int:
-    """The id `pad_batch` pads with (0 when the tokenizer has no pad token)."""
-    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
 
 def _load_hf_encoder(path: str | None) -> nn.Module:

@@ -6,16 +6,14 @@ import itertools
 import json
 import shutil
 from pathlib import Path
-from typing import Any
-
 import torch
 
 from instructgpt.checkpoint import mark_complete, save_hf_folder
 from instructgpt.config import SFTConfig, UserError, dump_config, require
 from instructgpt.data.mixing import iter_mixture
 from instructgpt.data.packing import SFTBatch, pack_batch, pad_batch, plan_micro_batches
-from instructgpt.data.sft import TaskData, load_task_data
-from instructgpt.models.build import count_parameters, load_model
+from instructgpt.data.sft import TaskData, load_task_data, task_metadata
+from instructgpt.models.build import count_parameters, load_model, pad_id
 from instructgpt.models.parts import lm_parts
 from instructgpt.objectives.sft import (STEP_WEIGHTS, Reduction, example_losses_at, loss_positions,
                                         weighted_loss)
@@ -54,7 +52,7 @@ def run(cfg: SFTConfig, resume: bool = False) -> Path:
     encoded = {t.name: [encode_chat(tokenizer, ex["messages"]) for ex in t.splits["train"]] for t in held_in}
     steps = plan_steps(encoded, cfg)
     task_ids = {name: i for i, name in enumerate(encoded)}
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    pad = pad_id(tokenizer)
 
     def batches(step: int) -> list[SFTBatch]:
         return build_step(steps[step], encoded, task_ids, cfg, pad)
@@ -169,12 +167,6 @@ def save_model_folder(out: Path, model, tokenizer, cfg: SFTConfig, tasks: list[T
         model = model.merge_and_unload()
     save_hf_folder(out, model, tokenizer, dump_config(cfg))
     atomic_write_text(out / "tasks.json", json.dumps(task_metadata(tasks), indent=1) + "\n")
-
-
-def task_metadata(tasks: list[TaskData]) -> dict[str, dict[str, Any]]:
-    return {t.name: {"kind": t.kind, "cluster": t.cluster, "metric": t.metric, "held_out": t.held_out,
-                     "labels": list(t.labels) if t.labels else None, "instructions": list(t.instructions)}
-            for t in tasks}
 
 
 def score_table(tasks: list[TaskData], final: dict[str, float], baseline: dict[str, float] | None) -> str:

@@ -7,6 +7,7 @@ import torch
 
 from instructgpt.data.sft import TaskData
 from instructgpt.generation import generate
+from instructgpt.models.build import pad_id
 from instructgpt.tasks.metrics import score
 from instructgpt.tokenizer.chat import SPECIAL_TOKENS, encode_chat
 
@@ -32,7 +33,7 @@ def answer(model, tokenizer, examples: Sequence[dict], max_new_tokens: int, batc
     if max_prompt_len:
         prompts = [p[-max_prompt_len:] for p in prompts]
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    pad = pad_id(tokenizer)
     texts: dict[int, str] = {}
     for start in range(0, len(order), batch_size):
         chunk = order[start:start + batch_size]

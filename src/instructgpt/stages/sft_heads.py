@@ -13,8 +13,9 @@ import torch
 from instructgpt.checkpoint import mark_complete
 from instructgpt.config import SFTConfig, UserError, dump_config, require
 from instructgpt.data.mixing import epoch_sample
-from instructgpt.data.sft import TaskData
-from instructgpt.models.heads import (MultiTaskClassifier, build_classifier, encode_texts, pad_batch, pad_id,
+from instructgpt.data.sft import TaskData, task_metadata
+from instructgpt.models.build import pad_id
+from instructgpt.models.heads import (MultiTaskClassifier, build_classifier, encode_texts, pad_batch,
                                       save_classifier)
 from instructgpt.objectives.heads import weighted_classification_loss
 from instructgpt.objectives.sft import STEP_WEIGHTS, Reduction
@@ -106,7 +107,7 @@ def run(cfg: SFTConfig, tasks: list[TaskData], resume: bool = False) -> Path:
         test = accuracy_metrics(model, head_tasks, splits["test"], pad, cfg.eval.batch_size, "test")
     scores = score_table(head_tasks, splits["test"], test, cfg)
     print(format_scores(scores), flush=True)
-    save_classifier(out, model.cpu(), tokenizer, task_metadata(head_tasks), dump_config(cfg), keep=("checkpoints",))
+    save_classifier(out, model.cpu(), tokenizer, task_metadata([t.data for t in head_tasks], {t.data.name: t.labels for t in head_tasks}), dump_config(cfg), keep=("checkpoints",))
     atomic_write_json(out / "scores.json", scores)
     mark_complete(out, step=result.step, val_mean_accuracy=result.last_eval.get("eval/mean_accuracy"),
                   test_mean_accuracy=scores["mean_accuracy"])
@@ -288,10 +289,3 @@ def format_scores(scores: dict) -> str:
     if scores["mean_accuracy"] is not None:
         lines.append(f"{'mean (tasks)':<{width}}  {'':<16} {'':<8} {'':>6} {'':>5} {scores['mean_accuracy']:>8.3f}")
     return "\n".join(lines)
-
-
-def task_metadata(head_tasks: list[HeadTask]) -> dict[str, dict[str, Any]]:
-    """`tasks.json`: what `inference.classify` needs to render prompts and name labels."""
-    return {t.data.name: {"labels": list(t.labels), "instructions": list(t.data.instructions), "kind": t.data.kind,
-                          "metric": t.data.metric, "cluster": t.data.cluster, "held_out": t.data.held_out}
-            for t in head_tasks}

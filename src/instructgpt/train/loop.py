@@ -119,7 +119,7 @@ def _train_step(model, step_fn: StepFn, micro_batches: list, optimizer, train: T
     loss_tokens = sum(b.num_loss_tokens for b in micro_batches)
     if loss_tokens == 0:
         raise ValueError("a training step has no tokens that carry loss; check the data and the loss mask")
-    divisor = 1 if getattr(micro_batches[0], "weights", None) is not None else loss_tokens
+    divisor = 1 if micro_batches[0].weights is not None else loss_tokens
     total, processed = 0.0, 0
     for batch in micro_batches:
         with autocast(device, train.precision):
