@@ -13,6 +13,9 @@ def test_normalize_answer_is_squad_normalisation():
 @pytest.mark.parametrize("metric, prediction, references, expected", [
     ("exact_match", "Paris.", ["paris"], 1.0),
     ("exact_match", "Paris, France", ["Paris"], 0.0),
+    ("exact_match", "g-a-r-d-e-n", ["G-A-R-D-E-N"], 1.0),         # SQuAD lower-cases
+    ("exact_match_cased", "g-a-r-d-e-n", ["G-A-R-D-E-N"], 0.0),   # the case is the answer
+    ("exact_match_cased", " G-A-R-D-E-N.", ["GARDEN"], 1.0),       # punctuation still goes
     ("accuracy", "positive", ["negative", "positive"], 1.0),       # best over references
     # token F1: pred {march, 10, 2024} vs ref {march, 10}: P = 2/3, R = 1 -> 0.8
     ("f1", "March 10 2024", ["March 10"], 0.8),

@@ -16,7 +16,8 @@ SUMS = torch.tensor([2.0, 3.0, 4.0])
 @pytest.mark.parametrize("reduction, expected", [
     (Reduction.token_mean, 9 / 6),                           # (2 + 3 + 4) / (1 + 3 + 2)
     (Reduction.example_mean, (2 + 1 + 2) / 3),               # mean of the per-example means
-    (Reduction.task_balanced, 0.5 * ((2 + 1) / 2 + 2 / 1)),  # (1/N) Σ_i (1/M_i) Σ_j L_ij, N = 2
+    # (1/N) Σ_i (1/M_i) Σ_j L_ij with L_ij = S_ij / T̄, N = 2, T̄ = 6 / 3 = 2
+    (Reduction.task_balanced, 0.5 * ((2 + 3) / 2 / 2 + 4 / 1 / 2)),
 ])
 def test_reductions_by_hand(reduction, expected):
     weights = STEP_WEIGHTS[reduction](TASKS, TOKENS)
@@ -27,7 +28,7 @@ def test_examples_without_loss_tokens_do_not_count_as_tasks():
     tasks, tokens, sums = torch.tensor([0, 1, 2]), torch.tensor([2, 0, 1]), torch.tensor([4.0, 0.0, 3.0])
     weights = STEP_WEIGHTS[Reduction.task_balanced](tasks, tokens)
     assert weights[1] == 0
-    assert weighted_loss(sums, weights).item() == pytest.approx(0.5 * (2 + 3))
+    assert weighted_loss(sums, weights).item() == pytest.approx(0.5 * (4 + 3) / 1.5)  # T̄ = 1.5
 
 
 def test_example_losses_on_a_packed_row():

@@ -82,7 +82,7 @@ class RecordSource(StrictConfig):
     task: str | None = Field(None, description="task of every record (default: the record's task_key field, "
                                                "else the file name)")
     task_key: str = Field("task", description="record field naming its task (P3: dataset)")
-    metric: Literal["exact_match", "accuracy", "rouge_l", "f1", "numeric"] = "exact_match"
+    metric: Literal["exact_match", "exact_match_cased", "accuracy", "rouge_l", "f1", "numeric"] = "exact_match"
     clusters: dict[str, list[str]] = Field(default_factory=dict, description="cluster -> its tasks; "
                                            "a task not listed is its own cluster")
     include: list[str] = Field(default_factory=list, description="only these tasks (empty = all)")

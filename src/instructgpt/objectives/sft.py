@@ -6,10 +6,14 @@ split of the step into micro-batches (or processes) gives the same gradient:
 
     token_mean     w_e = 1 / Σ_e' T_e'                       every loss token counts the same
     example_mean   w_e = 1 / (E · T_e)                       every example counts the same
-    task_balanced  w_e = 1 / (N · M_task(e) · T_e)           L = (1/N) Σ_i (1/M_i) Σ_j L_ij
+    task_balanced  w_e = 1 / (N · M_task(e) · T̄)            L = (1/N) Σ_i (1/M_i) Σ_j L_ij
 
-with T_e the loss tokens of example e, E examples, N tasks present, M_i examples of task i,
-and L_ij = S_ij / T_ij the mean token loss of example j of task i.
+with T_e the loss tokens of example e, E examples, N tasks present, M_i examples of task i.
+L_ij = S_ij / T̄ is the NLL of example j's answer, -log p(answer | prompt), in units of T̄,
+the step's mean answer length (a constant, so L reads like a per-token loss). Every task
+weighs the same whatever its example count; within a task every answer token weighs the
+same, so a task whose answers are long (spelling a word) is not learnt at a fraction of the
+rate of a one-word label, which dividing each example by its own length would do.
 """
 from __future__ import annotations
 
@@ -80,7 +84,8 @@ def task_balanced_weights(task_ids: torch.Tensor, tokens: torch.Tensor) -> torch
     tasks, inverse = torch.unique(task_ids[has_loss], return_inverse=True)
     per_task = torch.bincount(inverse, minlength=len(tasks))                    # M_i, (N,)
     weights = torch.zeros(tokens.shape, device=tokens.device)
-    weights[has_loss] = 1.0 / (len(tasks) * per_task[inverse] * tokens[has_loss])
+    mean_tokens = tokens[has_loss].float().mean()                                # T̄
+    weights[has_loss] = 1.0 / (len(tasks) * per_task[inverse] * mean_tokens)
     return weights
 
 

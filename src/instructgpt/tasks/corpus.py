@@ -58,12 +58,16 @@ NOTICE = (
     "Online orders arrive within {shipping}.",
     "This week the {product} costs {price}.",
     "A customer asked when the shop opens, and the clerk said {opens}.",
+    "A customer asked when the shop closes, and the clerk said {closes}.",
+    "A customer asked what the {product} costs, and the clerk said {price}.",
 )
 ARITHMETIC = (
     "{name} had {a} {items} and bought {b} more, so {name} had {total}.",
     "{name} had {a} {items} and gave {b} to {other}, leaving {diff}.",
     "{a} plus {b} is {total}.",
     "{x} plus {y} equals {x_plus_y}.",
+    "{x} + {y} = {x_plus_y}.",
+    "{c} x {d} = {prod}.",
     "{x} minus {z} leaves {x_minus_z}.",
     "{c} times {d} equals {prod}.",
     "If you take {b} away from {a}, you get {diff}.",
@@ -87,7 +91,7 @@ TOPIC = (
 WORDPLAY = (
     "The word {word} spelled backwards is {rev}.",
     "The word {word} is spelled {spaced}.",
-    "In capital letters, {word} is written {upper}.",
+    "In capital letters, {spelled} is written {upper}.",
     "The word {word} is spelled {spelled}, which is {n} letters.",
     "Without its vowels, {spelled} becomes {novowel}.",
     "Sorted alphabetically, the letters {spelled} become {sorted}.",
@@ -197,7 +201,7 @@ def _wordplay(rng: random.Random) -> list[str]:
     number = rng.randint(0, 999)
     words = rng.sample(WORDS, 3)
     return _say(rng, WORDPLAY, 3, word=word, rev=spelled(word[::-1]), spaced=" ".join(word),
-                upper=word.upper(), n=len(word), spelled=spelled(word),
+                upper=spelled(word.upper()), n=len(word), spelled=spelled(word),
                 novowel=spelled("".join(ch for ch in word if ch not in "aeiou")),
                 sorted=spelled("".join(sorted(word))), letter=letter, count=count,
                 times="time" if count == 1 else "times", number=number,
@@ -216,8 +220,8 @@ def _people(rng: random.Random) -> list[str]:
 
 # (paragraph kind, relative weight): facts and skills the held-out tasks lean on get more.
 PARAGRAPHS: tuple[tuple[Callable[[random.Random], list[str]], int], ...] = (
-    (_country, 3), (_animal, 3), (_food, 1), (_shop, 1), (_notice, 1), (_arithmetic, 2),
-    (_review, 1), (_topic, 2), (_wordplay, 2), (_people, 1),
+    (_country, 3), (_animal, 3), (_food, 1), (_shop, 1), (_notice, 2), (_arithmetic, 4),
+    (_review, 1), (_topic, 2), (_wordplay, 4), (_people, 1),
 )
 
 

@@ -1,6 +1,7 @@
 """Per-task metrics, each `(prediction, references) -> score in [0, 1]`, best over references.
 
 exact_match / accuracy and f1 follow the SQuAD definitions (normalised answers, token F1);
+exact_match_cased is exact_match without the lower-casing, for tasks whose answer is the case;
 rouge_l is `rouge-score`'s ROUGE-L F-measure (the Super-NaturalInstructions metric); numeric
 compares the first number in the prediction with the reference's.
 """
@@ -17,15 +18,21 @@ _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _PUNCT = set(string.punctuation)
 
 
-def normalize_answer(text: str) -> str:
+def normalize_answer(text: str, lower: bool = True) -> str:
     """SQuAD: lower case, no punctuation, no articles, single spaces."""
-    text = "".join(ch for ch in text.lower() if ch not in _PUNCT)
+    text = "".join(ch for ch in (text.lower() if lower else text) if ch not in _PUNCT)
     return " ".join(_ARTICLES.sub(" ", text).split())
 
 
 def exact_match(prediction: str, references: Sequence[str]) -> float:
     pred = normalize_answer(prediction)
     return float(any(pred == normalize_answer(ref) for ref in references))
+
+
+def exact_match_cased(prediction: str, references: Sequence[str]) -> float:
+    """exact_match that keeps case: 'garden' does not match 'GARDEN'."""
+    pred = normalize_answer(prediction, lower=False)
+    return float(any(pred == normalize_answer(ref, lower=False) for ref in references))
 
 
 def token_f1(prediction: str, references: Sequence[str]) -> float:
@@ -66,7 +73,7 @@ def numeric(prediction: str, references: Sequence[str]) -> float:
 
 
 METRICS: dict[str, Callable[[str, Sequence[str]], float]] = {
-    "exact_match": exact_match, "accuracy": exact_match, "f1": token_f1, "rouge_l": rouge_l, "numeric": numeric,
+    "exact_match": exact_match, "exact_match_cased": exact_match_cased, "accuracy": exact_match, "f1": token_f1, "rouge_l": rouge_l, "numeric": numeric,
 }
 
 

@@ -56,8 +56,11 @@ def remove_vowels(word: str) -> str:
 
 
 def _uppercase_words(rng: random.Random) -> Example:
-    text = " ".join(rng.sample(WORDS, rng.randint(2, 3)))
-    return Example(input=text, output=text.upper())
+    """Spelled words in capitals: 'g-a-r-d-e-n m-i-l-l' -> 'G-A-R-D-E-N M-I-L-L'. A BPE token of
+    'GARDEN' shares nothing with 'garden'; spelled, the task is the letters' case, as it says."""
+    words = [random_word(rng) for _ in range(rng.randint(2, 3))]
+    return Example(input=" ".join(spelled(w) for w in words),
+                   output=" ".join(spelled(w.upper()) for w in words))
 
 
 def _sort_words(rng: random.Random) -> Example:
@@ -97,7 +100,7 @@ TASKS: tuple[BuiltinTask, ...] = (
         ),
         generate=_letter_task(lambda w: w[::-1])),
     BuiltinTask(
-        name="uppercase_words", kind="rewrite", cluster="string_edit", metric="exact_match",
+        name="uppercase_words", kind="rewrite", cluster="string_edit", metric="exact_match_cased",
         instructions=(
             "Rewrite the text in capital letters.",
             "Convert to uppercase: {input}",
