@@ -177,6 +177,12 @@ def test_corpus_is_deterministic_prose_about_the_world():
     assert reversals and all(letters(rev) == list(word[::-1]) for word, rev in reversals)
     sums = [ints(s) for s in sentences if re.fullmatch(r"\d+ plus \d+ is \d+\.", s)]
     assert sums and all(a + b == c for a, b, c in sums)
+    read_back = [m.groups() for s in sentences
+                 if (m := re.fullmatch(r"\w+ wrote down the code (\S+) and read it back: (\S+)\.", s))]
+    assert read_back and all(code == said for code, said in read_back)
+    capitals_spelled = [m.groups() for s in sentences
+                        if (m := re.fullmatch(r"In capital letters, ([a-z-]+) is written ([A-Z-]+)\.", s))]
+    assert capitals_spelled and all(low.upper() == up for low, up in capitals_spelled)
     assert all(len(p.split(". ")) >= 2 for p in text.split("\n\n")), "paragraphs, not lines"
 
 

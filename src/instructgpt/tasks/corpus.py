@@ -100,6 +100,14 @@ WORDPLAY = (
     "The number {number} is {parity}.",
     "In alphabetical order, the words {words} become {sorted_words}.",
 )
+NOTES = (
+    "{name} wrote down the code {code} and read it back: {code}.",
+    "The ticket number is {number}. {name} checked it twice: {number}.",
+    "{name}'s locker code is {code}; when {other} asked for it, {name} said {code}.",
+    "The receipt from the {street} Street store says {price}, so {name} paid {price}.",
+    "The password is {word}. Type {word} to log in.",
+    "The label said {word}, and {other} could not read it, so {name} spelled it out: {word}.",
+)
 PEOPLE = (
     "{name}'s birthday is on {date}.",
     "{name} paid {price} for {a_product} at the {street} Street store.",
@@ -209,6 +217,15 @@ def _wordplay(rng: random.Random) -> list[str]:
                 sorted_words=" ".join(sorted(words)))
 
 
+def _notes(rng: random.Random) -> list[str]:
+    """Something written down, then said again: text a model can only predict by copying."""
+    name, other = rng.sample(NAMES, 2)
+    code = rng.choice((str(rng.randint(100, 999999)), spelled(random_word(rng))))
+    price = dollars(rng.randint(1, 99) * 100 + rng.choice((0, 25, 50, 75, 95, 99)))
+    return _say(rng, NOTES, 3, name=name, other=other, code=code, number=rng.randint(1000, 9999),
+                price=price, street=rng.choice(STREETS), word=spelled(random_word(rng)))
+
+
 def _people(rng: random.Random) -> list[str]:
     name, other = rng.sample(NAMES, 2)
     product = rng.choice(PRODUCTS)
@@ -221,7 +238,7 @@ def _people(rng: random.Random) -> list[str]:
 # (paragraph kind, relative weight): facts and skills the held-out tasks lean on get more.
 PARAGRAPHS: tuple[tuple[Callable[[random.Random], list[str]], int], ...] = (
     (_country, 3), (_animal, 3), (_food, 1), (_shop, 1), (_notice, 2), (_arithmetic, 4),
-    (_review, 1), (_topic, 2), (_wordplay, 4), (_people, 1),
+    (_review, 1), (_topic, 2), (_wordplay, 4), (_people, 1), (_notes, 3),
 )
 
 
