@@ -8,6 +8,9 @@ from pydantic import Field
 from instructgpt.config.errors import UserError
 from instructgpt.config.loader import StrictConfig
 
+# the per-task metrics of tasks/metrics.py; task files and record sources name one
+Metric = Literal["exact_match", "exact_match_cased", "accuracy", "rouge_l", "f1", "numeric"]
+
 PRESETS = ("tiny", "small", "base")  # sizes live in models/presets.py; a test keeps them equal
 
 
@@ -82,7 +85,7 @@ class RecordSource(StrictConfig):
     task: str | None = Field(None, description="task of every record (default: the record's task_key field, "
                                                "else the file name)")
     task_key: str = Field("task", description="record field naming its task (P3: dataset)")
-    metric: Literal["exact_match", "exact_match_cased", "accuracy", "rouge_l", "f1", "numeric"] = "exact_match"
+    metric: Metric = "exact_match"
     clusters: dict[str, list[str]] = Field(default_factory=dict, description="cluster -> its tasks; "
                                            "a task not listed is its own cluster")
     include: list[str] = Field(default_factory=list, description="only these tasks (empty = all)")

@@ -6,6 +6,7 @@ import itertools
 import json
 import shutil
 from pathlib import Path
+
 import torch
 
 from instructgpt.checkpoint import mark_complete, save_hf_folder

@@ -107,7 +107,8 @@ def run(cfg: SFTConfig, tasks: list[TaskData], resume: bool = False) -> Path:
         test = accuracy_metrics(model, head_tasks, splits["test"], pad, cfg.eval.batch_size, "test")
     scores = score_table(head_tasks, splits["test"], test, cfg)
     print(format_scores(scores), flush=True)
-    save_classifier(out, model.cpu(), tokenizer, task_metadata([t.data for t in head_tasks], {t.data.name: t.labels for t in head_tasks}), dump_config(cfg), keep=("checkpoints",))
+    metadata = task_metadata([t.data for t in head_tasks], {t.data.name: t.labels for t in head_tasks})
+    save_classifier(out, model.cpu(), tokenizer, metadata, dump_config(cfg), keep=("checkpoints",))
     atomic_write_json(out / "scores.json", scores)
     mark_complete(out, step=result.step, val_mean_accuracy=result.last_eval.get("eval/mean_accuracy"),
                   test_mean_accuracy=scores["mean_accuracy"])

@@ -235,7 +235,8 @@ def _people(rng: random.Random) -> list[str]:
                 day=rng.choice(DAYS), date=f"{rng.choice(MONTHS)} {rng.randint(1, 28)}")
 
 
-# (paragraph kind, relative weight): facts and skills the held-out tasks lean on get more.
+# (paragraph kind, relative weight): the facts held-out tasks ask about, and the skills the
+# held-in tasks train (sums, letters, copying from a notice or a note), get more.
 PARAGRAPHS: tuple[tuple[Callable[[random.Random], list[str]], int], ...] = (
     (_country, 3), (_animal, 3), (_food, 1), (_shop, 1), (_notice, 2), (_arithmetic, 4),
     (_review, 1), (_topic, 2), (_wordplay, 4), (_people, 1), (_notes, 3),

@@ -19,20 +19,19 @@ _PUNCT = set(string.punctuation)
 
 
 def normalize_answer(text: str, lower: bool = True) -> str:
-    """SQuAD: lower case, no punctuation, no articles, single spaces."""
+    """SQuAD: lower case (unless `lower` is False), no punctuation, no articles, single spaces."""
     text = "".join(ch for ch in (text.lower() if lower else text) if ch not in _PUNCT)
     return " ".join(_ARTICLES.sub(" ", text).split())
 
 
-def exact_match(prediction: str, references: Sequence[str]) -> float:
-    pred = normalize_answer(prediction)
-    return float(any(pred == normalize_answer(ref) for ref in references))
+def exact_match(prediction: str, references: Sequence[str], lower: bool = True) -> float:
+    pred = normalize_answer(prediction, lower)
+    return float(any(pred == normalize_answer(ref, lower) for ref in references))
 
 
 def exact_match_cased(prediction: str, references: Sequence[str]) -> float:
     """exact_match that keeps case: 'garden' does not match 'GARDEN'."""
-    pred = normalize_answer(prediction, lower=False)
-    return float(any(pred == normalize_answer(ref, lower=False) for ref in references))
+    return exact_match(prediction, references, lower=False)
 
 
 def token_f1(prediction: str, references: Sequence[str]) -> float:
@@ -73,7 +72,8 @@ def numeric(prediction: str, references: Sequence[str]) -> float:
 
 
 METRICS: dict[str, Callable[[str, Sequence[str]], float]] = {
-    "exact_match": exact_match, "exact_match_cased": exact_match_cased, "accuracy": exact_match, "f1": token_f1, "rouge_l": rouge_l, "numeric": numeric,
+    "exact_match": exact_match, "exact_match_cased": exact_match_cased, "accuracy": exact_match,
+    "f1": token_f1, "rouge_l": rouge_l, "numeric": numeric,
 }
 
 

@@ -7,10 +7,10 @@ from typing import Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from instructgpt.config.schema import Metric
 from instructgpt.utils.prompt import render_instruction
 
 Kind = Literal["classification", "generation", "qa", "extraction", "arithmetic", "rewrite"]
-Metric = Literal["exact_match", "exact_match_cased", "accuracy", "rouge_l", "f1", "numeric"]
 
 
 class Example(BaseModel):
