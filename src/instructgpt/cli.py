@@ -60,8 +60,11 @@ def cmd_tasks(ns: argparse.Namespace) -> None:
 
 def cmd_stage(ns: argparse.Namespace) -> None:
     import importlib
-    from instructgpt.config import PretrainConfig, SFTConfig, TokenizerConfig, load_config
-    cls = {"tokenizer": TokenizerConfig, "pretrain": PretrainConfig, "sft": SFTConfig}[ns.command]
+    from instructgpt import config
+    cls = {"tokenizer": config.TokenizerConfig, "pretrain": config.PretrainConfig, "sft": config.SFTConfig,
+           "comparisons": config.ComparisonsConfig, "reward": config.RewardConfig, "ppo": config.PPOConfig,
+           "dpo": config.DPOConfig}[ns.command]
+    load_config = config.load_config
     cfg = load_config(cls, ns.config, ns.overrides)
     stage = importlib.import_module(f"instructgpt.stages.{ns.command}")
     kwargs = {"resume": ns.resume} if hasattr(ns, "resume") else {}
@@ -99,11 +102,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, text in [("tokenizer", "train a byte-level BPE tokenizer"),
                        ("pretrain", "causal LM or masked LM pretraining"),
-                       ("sft", "multi-task instruction tuning (mode=heads: task heads on an encoder)")]:
+                       ("sft", "multi-task instruction tuning (mode=heads: task heads on an encoder)"),
+                       ("comparisons", "sample K responses per prompt; the labelers rank them"),
+                       ("reward", "reward model on K-way rankings and pairs"),
+                       ("ppo", "PPO against a reward model (PPO-ptx with ptx_coef > 0)"),
+                       ("dpo", "DPO / IPO on comparisons")]:
         p = sub.add_parser(name, help=text)
         p.add_argument("config", help="YAML config (a path or a bundled name like pretrain/tiny)")
         p.add_argument("overrides", nargs="*", metavar="key=value")
-        if name != "tokenizer":
+        if name not in ("tokenizer", "comparisons"):
             p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
         p.set_defaults(func=cmd_stage)
 

@@ -1,4 +1,5 @@
-"""The whole recipe: tasks -> tokenizer -> pretrain -> sft, each stage a run folder skipped once complete."""
+"""The whole recipe: tasks -> tokenizer -> pretrain -> sft -> comparisons -> reward -> ppo, ppo-ptx, dpo;
+each stage a run folder (or file) skipped once complete."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,7 +7,8 @@ from typing import Callable
 
 from instructgpt.checkpoint import is_complete
 from instructgpt.config import RunConfig, dump_config
-from instructgpt.stages import pretrain, sft, tasks, tokenizer
+from instructgpt.config.schema import PreferenceData
+from instructgpt.stages import comparisons, dpo, ppo, pretrain, reward, sft, tasks, tokenizer
 from instructgpt.utils.io import atomic_write_text, clean_stale_tmp
 from instructgpt.utils.logging import info
 
@@ -37,6 +39,28 @@ def run(cfg: RunConfig) -> Path:
     model = cfg.sft.model.model_copy(update={"path": str(pre_dir)})
     _stage("sft", sft_dir, lambda: sft.run(cfg.sft.model_copy(update={
         "out": str(sft_dir), "tasks_dir": str(tasks_dir), "model": model}), resume=True))
+
+    ranked = run_dir / "comparisons.jsonl"
+    sft_model = cfg.sft.model.model_copy(update={"path": str(sft_dir)})
+    if (run_dir / "comparisons.json").is_file():  # written after the three record files
+        info(f"comparisons: complete, skipped ({ranked})")
+    else:
+        comparisons.run(cfg.comparisons.model_copy(update={"out": str(ranked), "tasks_dir": str(tasks_dir),
+                                                           "model": sft_model}))
+    held = [PreferenceData(path=str(run_dir / f"comparisons-{name}.jsonl")) for name in ("heldout", "oracle")]
+    rm_dir = run_dir / "rm"
+    _stage("reward", rm_dir, lambda: reward.run(cfg.reward.model_copy(update={
+        "out": str(rm_dir), "model": sft_model, "data": [PreferenceData(path=str(ranked))], "eval_data": held}), resume=True))
+
+    for name, ptx in (("ppo", 0.0), ("ppo-ptx", cfg.ptx_coef)):
+        out = run_dir / name
+        _stage(name, out, lambda: ppo.run(cfg.ppo.model_copy(update={
+            "out": str(out), "model": sft_model, "reward_model": str(rm_dir), "tasks_dir": str(tasks_dir),
+            "ptx_coef": ptx, "ptx_corpus": [str(corpus)] if ptx else []}), resume=True))
+    dpo_dir = run_dir / "dpo"
+    _stage("dpo", dpo_dir, lambda: dpo.run(cfg.dpo.model_copy(update={
+        "out": str(dpo_dir), "model": sft_model, "data": [PreferenceData(path=str(ranked))], "tasks_dir": str(tasks_dir),
+        "reward_model": str(rm_dir)}), resume=True))
     info(f"run '{cfg.name}' complete: {run_dir}")
     return run_dir
 

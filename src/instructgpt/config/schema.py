@@ -164,6 +164,117 @@ class SFTConfig(StrictConfig):
     train: TrainConfig = TrainConfig(max_steps=500, batch_size=16, seq_len=256)
 
 
+class ComparisonsConfig(StrictConfig):
+    """Sample K responses per prompt from the SFT model; the labelers rank them."""
+
+    out: str | None = Field(None, description="ranking records of the train labeler (JSONL); the held-out "
+                            "and oracle sets are written beside it as <stem>-heldout.jsonl, <stem>-oracle.jsonl")
+    model: ModelConfig = ModelConfig()
+    tokenizer: str | None = Field(None, description="tokenizer folder (default: the model's)")
+    tasks_dir: str | None = Field(None, description="a run's tasks/ folder; prompts come from held-in tasks")
+    k: int = Field(4, ge=2, le=9, description="responses sampled per prompt (InstructGPT: 4-9)")
+    prompts_per_task: int = Field(40, gt=0, description="train-split prompts per held-in task")
+    heldout_prompts_per_task: int = Field(10, ge=0, description="val-split prompts per task for the "
+                                          "held-out labeler's set (RM evaluation)")
+    temperature: float = Field(1.0, gt=0, description="sampling temperature")
+    top_p: float = Field(1.0, gt=0, le=1)
+    max_new_tokens: int = Field(32, gt=0)
+    batch_size: int = Field(64, gt=0, description="prompts decoded together")
+    agreement: float = Field(0.75, gt=0.5, le=1, description="pairwise agreement of each labeler with "
+                             "the noiseless oracle (the paper's inter-labeler agreement: 0.726-0.773)")
+    seed: int = 0
+
+
+class PreferenceData(StrictConfig):
+    """A JSONL (or .jsonl.gz) file of rankings, pairs or HH dialogues."""
+
+    path: str
+    limit: int | None = Field(None, gt=0, description="read at most this many records")
+    skip_invalid: bool = Field(False, description="skip bad records (counted and reported)")
+    split: float | None = Field(None, gt=0, lt=1, description="train on this leading fraction of the records "
+                                "and evaluate on the rest (a fixed split)")
+
+
+class RewardConfig(StrictConfig):
+    """A reward model: the SFT model with a scalar head, trained on K-way rankings and pairs."""
+
+    out: str | None = Field(None, description="output HF folder (AutoModelForSequenceClassification)")
+    model: ModelConfig = ModelConfig()
+    tokenizer: str | None = None
+    data: list[PreferenceData] = Field(default_factory=list, description="training comparisons")
+    eval_data: list[PreferenceData] = Field(default_factory=list, description="comparisons scored for accuracy")
+    max_len: int = Field(256, gt=1, description="tokens per prompt + completion (the prompt is cut first)")
+    demonstrations: bool = Field(True, description="after training, add a bias so the records' references "
+                                 "(else their best completions) score 0 on average")
+    optim: OptimConfig = OptimConfig(lr=1e-4, warmup_steps=10)
+    train: TrainConfig = TrainConfig(max_steps=200, batch_size=16, eval_every=0, save_every=50,
+                                     log_every=10)
+
+
+class JudgeConfig(StrictConfig):
+    """How a trained policy is compared with its start model (PPO, PPO-ptx, DPO): both answer the
+    same test prompts the same way; the RM scores them and the held-out labeler picks a winner."""
+
+    prompts_per_task: int = Field(20, ge=0, description="test prompts per held-in task; 0 = skip")
+    temperature: float = Field(1.0, ge=0, description="sampling temperature of every model's responses; 0 = greedy")
+    max_new_tokens: int = Field(32, gt=0)
+    seed: int = Field(1234, description="the sampling seed, the same for every model")
+
+
+class PPOConfig(StrictConfig):
+    """PPO (and PPO-ptx with ptx_coef > 0) against a reward model, with a per-token KL penalty."""
+
+    out: str | None = Field(None, description="output HF folder (the EMA policy when ema_decay > 0)")
+    model: ModelConfig = ModelConfig()
+    tokenizer: str | None = None
+    reward_model: str | None = Field(None, description="RM folder; the value model starts from it")
+    tasks_dir: str | None = Field(None, description="a run's tasks/ folder: prompts of held-in tasks")
+    prompts: list[str] = Field(default_factory=list, description='{"prompt"[,"task"]} JSONL files')
+    rollout_batch: int = Field(32, gt=0, description="prompts per rollout (one sample each)")
+    minibatches: int = Field(1, gt=0, description="optimizer steps per rollout per epoch")
+    ppo_epochs: int = Field(1, gt=0, description="passes over each rollout (InstructGPT: 1)")
+    max_new_tokens: int = Field(32, gt=0)
+    temperature: float = Field(1.0, gt=0)
+    beta: float = Field(0.02, ge=0, description="per-token KL penalty against the SFT model")
+    adaptive_kl: bool = Field(False, description="adapt β toward kl_target (Ziegler et al. 2019)")
+    kl_target: float = Field(1.0, gt=0, description="nats per response")
+    kl_horizon: int = Field(10_000, gt=0)
+    gamma: float = Field(1.0, ge=0, le=1)
+    lam: float = Field(0.95, ge=0, le=1, description="GAE λ")
+    clip: float = Field(0.2, gt=0, description="policy ratio clip ε")
+    value_clip: float = Field(0.2, gt=0)
+    vf_coef: float = Field(0.5, ge=0, description="weight of the value loss")
+    no_eos_penalty: float = Field(1.0, ge=0, description="subtracted from the score of a response "
+                                  "that hits max_new_tokens without ending")
+    normalize_reward: bool = Field(False, description="whiten RM scores with running mean/std")
+    ema_decay: float = Field(0.992, ge=0, lt=1, description="EMA of the policy weights; 0 = off")
+    ptx_coef: float = Field(0.0, ge=0, description="γ of PPO-ptx: weight of the pretraining log-likelihood")
+    ptx_ratio: float = Field(1.0, gt=0, description="pretraining sequences per rollout response")
+    ptx_corpus: list[str] = Field(default_factory=list, description="pretraining .txt/.jsonl files")
+    ptx_seq_len: int = Field(128, gt=1)
+    judge: JudgeConfig = JudgeConfig()
+    optim: OptimConfig = OptimConfig(lr=1e-5, warmup_steps=5, weight_decay=0.0)
+    train: TrainConfig = TrainConfig(max_steps=100, batch_size=32, eval_every=0, save_every=25, log_every=5)
+
+
+class DPOConfig(StrictConfig):
+    """DPO (or IPO) from the SFT model on comparisons; the reference is the frozen start model."""
+
+    out: str | None = None
+    model: ModelConfig = ModelConfig()
+    tokenizer: str | None = None
+    data: list[PreferenceData] = Field(default_factory=list)
+    tasks_dir: str | None = Field(None, description="for the final comparison with the start model")
+    reward_model: str | None = Field(None, description="optional: an RM to score the final comparison")
+    pairs: Literal["best", "all"] = Field("all", description="best = best vs each other; all = every pair")
+    loss: Literal["dpo", "ipo"] = "dpo"
+    beta: float = Field(0.1, gt=0)
+    max_len: int = Field(256, gt=1)
+    judge: JudgeConfig = JudgeConfig()
+    optim: OptimConfig = OptimConfig(lr=1e-5, warmup_steps=10, weight_decay=0.0)
+    train: TrainConfig = TrainConfig(max_steps=200, batch_size=16, eval_every=0, save_every=50, log_every=10)
+
+
 class RunConfig(StrictConfig):
     """The whole recipe; paths inside stages are filled in by the pipeline."""
 
@@ -173,6 +284,11 @@ class RunConfig(StrictConfig):
     tokenizer: TokenizerConfig = TokenizerConfig()
     pretrain: PretrainConfig = PretrainConfig()
     sft: SFTConfig = SFTConfig()
+    comparisons: ComparisonsConfig = ComparisonsConfig()
+    reward: RewardConfig = RewardConfig()
+    ppo: PPOConfig = PPOConfig()
+    ptx_coef: float = Field(1.0, gt=0, description="γ of the ppo-ptx stage (the ppo stage's settings otherwise)")
+    dpo: DPOConfig = DPOConfig()
 
 
 def require(cfg: StrictConfig, *keys: str) -> None:

@@ -64,8 +64,9 @@ class RewardBatch:
 
     @property
     def num_loss_tokens(self) -> int:
-        """Prompts in the batch: the ranking loss is a mean over prompts."""
-        return int(torch.unique(self.group_ids).numel())
+        """Prompts with at least one untied pair: the ranking loss is a mean over them."""
+        return len({int(g) for g, r in zip(self.group_ids, self.ranks)
+                    if bool(((self.group_ids == g) & (self.ranks != r)).any())})
 
     def to(self, device: torch.device) -> "RewardBatch":
         return RewardBatch(self.sequences.to(device), self.group_ids.to(device), self.ranks.to(device))

@@ -43,14 +43,16 @@ class FitResult:
 def fit(model: torch.nn.Module, step_fn: StepFn, batches_for_step: Callable[[int], list[Batch]],
         train: TrainConfig, optim: OptimConfig, out_dir: str | Path, logger: MetricsLogger, *,
         evaluate: Callable[[torch.nn.Module], dict[str, float]] | None = None,
-        resume: bool = False, flops_per_token: float | None = None, desc: str = "train") -> FitResult:
+        resume: bool = False, flops_per_token: float | None = None, desc: str = "train",
+        after_step: Callable[[int], dict[str, float]] | None = None) -> FitResult:
     """Train `model` for `train.max_steps` optimizer steps.
 
     `batches_for_step(step)` returns the `train.grad_accum` micro-batches of that step and must
     depend only on `step` (so a resumed run sees the same data). The loss of a step is the sum
     of every micro-batch's summed loss divided by the step's total loss tokens (or, for batches
     carrying step-level `weights`, the sum of their weighted losses), so any split into
-    micro-batches gives the same gradient.
+    micro-batches gives the same gradient. `after_step(step)` runs after each optimizer step
+    (PPO's EMA and KL controller); the metrics it returns are logged with the step's.
     """
     device = resolve_device(train.device)
     set_seed(train.seed)
@@ -86,8 +88,9 @@ def fit(model: torch.nn.Module, step_fn: StepFn, batches_for_step: Callable[[int
             window_s += time.perf_counter() - started
             result.step = done = step + 1
             window_tokens += processed
+            extra = after_step(done) if after_step else {}
             if done % train.log_every == 0 or done == train.max_steps:
-                metrics = {"train/loss": loss, "train/lr": scheduler.get_last_lr()[0],
+                metrics = {**extra, "train/loss": loss, "train/lr": scheduler.get_last_lr()[0],
                            "train/grad_norm": grad_norm, "train/loss_tokens": loss_tokens,
                            "train/tokens_per_s": window_tokens / max(window_s, 1e-9)}
                 if peak:

@@ -1,0 +1,150 @@
+"""Stage `dpo`: DPO (or IPO) from the SFT model on comparisons. The reference is the frozen
+start model, whose log-probabilities of every pair are computed once, up front."""
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from instructgpt.checkpoint import mark_complete, save_hf_folder
+from instructgpt.config import DPOConfig, UserError, dump_config, require
+from instructgpt.data.comparisons import load_comparisons
+from instructgpt.data.preference import SequenceBatch, encode_completion, encode_prompt, pad_sequences
+from instructgpt.models.build import count_parameters, load_model, pad_id
+from instructgpt.models.parts import lm_parts
+from instructgpt.objectives.dpo import PREFERENCE_LOSSES
+from instructgpt.stages.judge import compare_with_start, load_tasks_dir
+from instructgpt.tokenizer.train import load_tokenizer
+from instructgpt.train import fit
+from instructgpt.utils import IGNORE_INDEX
+from instructgpt.utils.io import atomic_write_text
+from instructgpt.utils.logging import MetricsLogger, info
+
+Encoded = tuple[list[int], list[bool]]
+
+
+@dataclass
+class PairBatch:
+    """P pairs: rows 0..P-1 are the chosen completions, rows P..2P-1 the rejected ones."""
+
+    sequences: SequenceBatch
+    ref_logprobs: torch.Tensor  # (2P,) summed completion log-probs under the reference
+    weights: None = None        # fit divides the summed loss by num_loss_tokens (here: pairs)
+
+    @property
+    def num_loss_tokens(self) -> int:
+        return self.ref_logprobs.numel() // 2
+
+    def to(self, device: torch.device) -> "PairBatch":
+        return PairBatch(self.sequences.to(device), self.ref_logprobs.to(device))
+
+
+def run(cfg: DPOConfig, resume: bool = False) -> Path:
+    require(cfg, "out", "data")
+    require(cfg.model, "path")
+    out = Path(cfg.out)
+    tokenizer = load_tokenizer(cfg.tokenizer or cfg.model.path)
+    pairs = load_pairs(cfg, tokenizer)
+    model = load_model(cfg.model.path)
+    pad = pad_id(tokenizer)
+    info(f"dpo: {len(pairs):,} pairs ({cfg.pairs} pairs of each comparison), loss {cfg.loss}, β={cfg.beta}; "
+         f"{count_parameters(model) / 1e6:.1f}M parameters; reference log-probs computed once")
+    ref_logprobs = reference_logprobs(model, pairs, pad)
+    loss_fn = PREFERENCE_LOSSES[cfg.loss]
+    t = cfg.train
+
+    def batches(step: int) -> list[PairBatch]:
+        rng = random.Random(f"{t.seed}:{step * t.batch_size * t.grad_accum // len(pairs)}")
+        order = list(range(len(pairs)))
+        rng.shuffle(order)
+        first = step * t.batch_size * t.grad_accum % len(pairs)
+        keys = [order[(first + i) % len(pairs)] for i in range(t.batch_size * t.grad_accum)]
+        return [_batch([pairs[k] for k in keys[i:i + t.batch_size]], ref_logprobs[keys[i:i + t.batch_size]], pad)
+                for i in range(0, len(keys), t.batch_size)]
+
+    seen: dict[str, float] = {}
+
+    def dpo_step(model: torch.nn.Module, batch: PairBatch) -> tuple[torch.Tensor, int]:
+        logprobs = sequence_logprobs(model, batch.sequences)                         # (2P,)
+        P = batch.num_loss_tokens
+        loss, metrics = loss_fn(logprobs[:P], logprobs[P:], batch.ref_logprobs[:P], batch.ref_logprobs[P:], cfg.beta)
+        for key, value in (("margin", metrics["margin"] * P), ("accuracy", metrics["accuracy"] * P),
+                           ("chosen_logprob", logprobs[:P].detach().sum()),
+                           ("rejected_logprob", logprobs[P:].detach().sum()), ("pairs", P)):
+            seen[key] = seen.get(key, 0.0) + float(value)
+        return loss, batch.sequences.input_ids.numel()
+
+    def after_step(step: int) -> dict[str, float]:
+        n = max(seen.pop("pairs", 0.0), 1.0)
+        out = {f"dpo/{k}": v / n for k, v in seen.items()}
+        seen.clear()
+        return out
+
+    logger = MetricsLogger(out.parent / "metrics" / f"{out.name}.jsonl", out.parent / "tb" / out.name)
+    try:
+        result = fit(model, dpo_step, batches, t, cfg.optim, out, logger, resume=resume, desc=out.name,
+                     after_step=after_step)
+    finally:
+        logger.close()
+    report = {}
+    if cfg.tasks_dir:
+        start = load_model(cfg.model.path).to(next(model.parameters()).device)
+        rm = None
+        if cfg.reward_model:
+            from instructgpt.models.reward import load_score_model
+            rm = load_score_model(cfg.reward_model).to(start.device)
+        report = compare_with_start(model.eval(), start.eval(), rm, tokenizer, load_tasks_dir(cfg.tasks_dir),
+                                    cfg.judge)
+    save_hf_folder(out, model.cpu(), tokenizer, dump_config(cfg))
+    atomic_write_text(out / "scores.json", json.dumps(report, indent=1) + "\n")
+    if report:
+        info(f"{out.name}: " + ", ".join(f"{k}={v:.4f}" for k, v in report.items()))
+    mark_complete(out, step=result.step, **report)
+    return out
+
+
+def load_pairs(cfg: DPOConfig, tokenizer) -> list[tuple[Encoded, Encoded]]:
+    """(chosen, rejected) encodings of every pair the scheme takes from the comparisons."""
+    out = []
+    for source in cfg.data:
+        for c in load_comparisons(source.path, source.limit, source.skip_invalid):
+            prompt = encode_prompt(tokenizer, c.prompt)
+            encoded = [encode_completion(tokenizer, prompt, text, cfg.max_len) for text in c.completions]
+            out += [(encoded[w], encoded[l]) for w, l in c.pairs(cfg.pairs)]
+    if not out:
+        raise UserError("dpo: the comparisons hold no untied pair (key data)")
+    return out
+
+
+def _batch(pairs: list[tuple[Encoded, Encoded]], ref: torch.Tensor, pad: int) -> PairBatch:
+    rows = [c for c, _ in pairs] + [r for _, r in pairs]
+    return PairBatch(pad_sequences(rows, pad), torch.cat([ref[:, 0], ref[:, 1]]))
+
+
+def sequence_logprobs(model: torch.nn.Module, batch: SequenceBatch) -> torch.Tensor:
+    """(N,) Σ_t log p(completion token t) per row; the output head runs only on completion positions."""
+    decoder, head = lm_parts(model)
+    hidden = decoder(input_ids=batch.input_ids, attention_mask=batch.attention_mask).last_hidden_state
+    keep = batch.labels[:, 1:] != IGNORE_INDEX                                        # (N, T-1)
+    logits = head(hidden[:, :-1][keep]).float()                                       # (K, V)
+    token_logprobs = logits.log_softmax(-1).gather(1, batch.labels[:, 1:][keep][:, None]).squeeze(1)
+    rows = torch.arange(keep.size(0), device=keep.device)[:, None].expand_as(keep)[keep]
+    return torch.zeros(keep.size(0), device=logits.device).index_add(0, rows, token_logprobs)
+
+
+@torch.no_grad()
+def reference_logprobs(model: torch.nn.Module, pairs: list[tuple[Encoded, Encoded]], pad: int,
+                       batch_size: int = 64) -> torch.Tensor:
+    """(num_pairs, 2) the start model's summed log-probs of (chosen, rejected), before any update."""
+    was_training = model.training
+    model.eval()
+    out = []
+    for i in range(0, len(pairs), batch_size):
+        chunk = pairs[i:i + batch_size]
+        logprobs = sequence_logprobs(model, pad_sequences([c for c, _ in chunk] + [r for _, r in chunk], pad))
+        out.append(torch.stack([logprobs[:len(chunk)], logprobs[len(chunk):]], 1))
+    model.train(was_training)
+    return torch.cat(out)

@@ -1,0 +1,121 @@
+"""What the RL stages share: prompts of held-in tasks with their labeler queries, sampling
+responses, and judging a trained policy against its start model (RM reward, the held-out
+labeler's win rate with ties counting ½, and held-in task scores)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from instructgpt.data.sft import TaskData
+from instructgpt.data.preference import encode_prompt, pad_sequences
+from instructgpt.generation import generate
+from instructgpt.models.build import pad_id
+from instructgpt.models.reward import sequence_rewards
+from instructgpt.stages.sft_eval import score_tasks, stop_ids, summarize
+from instructgpt.tasks.labeler import PROFILES, Labeler, Query
+from instructgpt.tokenizer.chat import SPECIAL_TOKENS
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A prompt of a task: its chat messages, and what a labeler needs to judge its answers."""
+
+    messages: tuple[dict[str, str], ...]
+    task: str
+    query: Query
+
+
+def load_tasks_dir(path: str) -> list[TaskData]:
+    """The tasks of a run's tasks/ folder (written by the tasks stage)."""
+    from instructgpt.config import SFTConfig
+    from instructgpt.data.sft import load_task_data
+    return load_task_data(SFTConfig(tasks_dir=path))
+
+
+def task_prompts(tasks: Sequence[TaskData], split: str, per_task: int) -> list[Prompt]:
+    """The first `per_task` examples of `split` of every held-in task, as prompts."""
+    out = []
+    for t in tasks:
+        if t.held_out:
+            continue
+        for ex in t.splits[split][:per_task]:
+            messages = tuple(ex["messages"][:-1])
+            query = Query(messages[-1]["content"], tuple(ex["references"]), t.metric, t.kind, t.labels)
+            out.append(Prompt(messages, t.name, query))
+    return out
+
+
+@torch.no_grad()
+def sample_texts(model, tokenizer, prompts: Sequence[Sequence[dict[str, str]]], n: int, *, temperature: float,
+                 max_new_tokens: int, batch_size: int, seed: int, top_p: float = 1.0) -> list[list[str]]:
+    """`n` responses to each prompt (temperature 0 = greedy), deterministic in `seed`."""
+    was_training = model.training
+    model.eval()
+    generator = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
+    ids = [encode_prompt(tokenizer, p) for p in prompts for _ in range(n)]
+    texts: list[str] = []
+    for start in range(0, len(ids), batch_size):
+        gen = generate(model, ids[start:start + batch_size], pad_id=pad_id(tokenizer), stop_ids=stop_ids(tokenizer),
+                       max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, generator=generator)
+        texts += gen.texts(tokenizer)
+    model.train(was_training)
+    return [texts[i * n:(i + 1) * n] for i in range(len(prompts))]
+
+
+@torch.no_grad()
+def reward_of(rm, tokenizer, prompts: Sequence[Sequence[dict[str, str]]], responses: Sequence[str],
+              max_len: int = 512, batch_size: int = 64) -> list[float]:
+    """The RM's score of each (prompt, response), encoded as a rollout is."""
+    from instructgpt.data.preference import encode_completion
+    rm.eval()
+    device = next(rm.parameters()).device
+    out: list[float] = []
+    for start in range(0, len(prompts), batch_size):
+        encoded = [encode_completion(tokenizer, encode_prompt(tokenizer, p), r, max_len)
+                   for p, r in zip(prompts[start:start + batch_size], responses[start:start + batch_size])]
+        batch = pad_sequences(encoded, pad_id(tokenizer)).to(device)
+        out += sequence_rewards(rm, batch.input_ids, batch.attention_mask).tolist()
+    return out
+
+
+def compare_with_start(policy, start, rm, tokenizer, tasks: Sequence[TaskData], judge, batch_size: int = 64,
+                       ) -> dict[str, float]:
+    """The policy against its start model on the same test prompts, answered the same way.
+
+    Returns `reward` / `start_reward` (mean RM score), `win_rate` (the `heldout` labeler, noise
+    tuned to 0.75 agreement with the oracle on these pairs; ties ½), `oracle_win_rate` (noiseless),
+    and the greedy held-in task scores `task_score` / `start_task_score` (their difference is the
+    alignment tax).
+    """
+    prompts = task_prompts(tasks, "test", judge.prompts_per_task)
+    if not prompts:
+        return {}
+    messages = [p.messages for p in prompts]
+    kwargs = dict(temperature=judge.temperature, max_new_tokens=judge.max_new_tokens, batch_size=batch_size,
+                  seed=judge.seed)
+    mine = [r[0] for r in sample_texts(policy, tokenizer, messages, 1, **kwargs)]
+    theirs = [r[0] for r in sample_texts(start, tokenizer, messages, 1, **kwargs)]
+    pairs = [(p.query, [a, b]) for p, a, b in zip(prompts, mine, theirs)]
+    labeler = Labeler(PROFILES["heldout"]).calibrate(pairs, 0.75)
+    from instructgpt.tasks.labeler import ORACLE
+    out = {} if rm is None else {"reward": _mean(reward_of(rm, tokenizer, messages, mine)),
+                                 "start_reward": _mean(reward_of(rm, tokenizer, messages, theirs))}
+    out |= {"win_rate": _mean([labeler.prefer(q, a, b) for q, (a, b) in pairs]),
+           "oracle_win_rate": _mean([ORACLE.prefer(q, a, b) for q, (a, b) in pairs]),
+           "identical": _mean([float(a.strip() == b.strip()) for a, b in zip(mine, theirs)]),
+           "prompts": float(len(prompts))}
+    for name, model in (("task_score", policy), ("start_task_score", start)):
+        scores = score_tasks(model, tokenizer, [t for t in tasks if not t.held_out], "test", None,
+                             judge.max_new_tokens, batch_size)
+        out[name] = summarize(scores, tasks)["held_in_mean"]
+    return out
+
+
+def im_end_id(tokenizer) -> int:
+    return tokenizer.convert_tokens_to_ids(SPECIAL_TOKENS["im_end"])
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else float("nan")

@@ -1,0 +1,230 @@
+"""Stage `ppo`: PPO against the reward model with a per-token KL penalty to the SFT model
+(InstructGPT §3.5); PPO-ptx when `ptx_coef` > 0. The value model starts from the RM; an EMA of
+the policy weights is the saved model."""
+from __future__ import annotations
+
+import copy
+import json
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from instructgpt.checkpoint import mark_complete, save_hf_folder
+from instructgpt.config import PPOConfig, UserError, dump_config, require
+from instructgpt.data.lm import LMBatch, step_rng
+from instructgpt.data.preference import encode_prompt
+from instructgpt.data.records import iter_documents, iter_jsonl, require_fields
+from instructgpt.models.build import count_parameters, load_model, pad_id
+from instructgpt.models.parts import lm_parts
+from instructgpt.models.reward import load_score_model
+from instructgpt.objectives.lm import causal_lm_loss
+from instructgpt.objectives.ppo import (AdaptiveKLController, FixedKLController, explained_variance, policy_loss,
+                                        value_loss)
+from instructgpt.stages.judge import compare_with_start, load_tasks_dir, task_prompts
+from instructgpt.stages.rollout import Rollout, action_logprobs, action_values, make_rollout
+from instructgpt.stages.sft_eval import stop_ids
+from instructgpt.tokenizer.train import load_tokenizer
+from instructgpt.train import fit
+from instructgpt.utils.io import atomic_write_text
+from instructgpt.utils.logging import MetricsLogger, info
+
+
+class ActorCritic(torch.nn.Module):
+    """What PPO trains and checkpoints together: policy, value model, the policy's EMA, and the
+    state that must survive a resume (β, running reward moments)."""
+
+    def __init__(self, policy, value, ema_decay: float, beta: float):
+        super().__init__()
+        self.policy, self.value = policy, value
+        self.ema = copy.deepcopy(policy).requires_grad_(False) if ema_decay > 0 else None
+        self.register_buffer("beta", torch.tensor(float(beta), dtype=torch.float64))
+        self.register_buffer("moments", torch.zeros(3, dtype=torch.float64))  # count, mean, M2 of RM scores
+
+    @torch.no_grad()
+    def update_ema(self, decay: float) -> None:
+        for e, p in zip(self.ema.parameters(), self.policy.parameters()):
+            e.lerp_(p.detach(), 1 - decay)
+
+    @torch.no_grad()
+    def normalize(self, scores: torch.Tensor) -> torch.Tensor:
+        """Whiten scores with running moments (Welford / Chan), updated with this batch first."""
+        n, mean, m2 = self.moments.tolist()
+        b = scores.double()
+        bn, bmean = b.numel(), float(b.mean())
+        delta, total = bmean - mean, n + bn
+        m2 += float(((b - bmean) ** 2).sum()) + delta ** 2 * n * bn / total
+        mean += delta * bn / total
+        self.moments.copy_(torch.tensor([total, mean, m2], dtype=torch.float64))
+        std = (m2 / max(total - 1, 1)) ** 0.5
+        return ((b - mean) / max(std, 1e-6)).to(scores.dtype)
+
+
+class PPOBatch:
+    """One micro-batch of a PPO update: rollout rows, plus pretraining rows for PPO-ptx."""
+
+    weights = None  # fit divides the summed loss by num_loss_tokens: the step's response tokens
+
+    def __init__(self, rollout: Rollout, ptx: LMBatch | None, ptx_scale: float):
+        self.rollout, self.ptx, self.ptx_scale = rollout, ptx, ptx_scale
+
+    @property
+    def num_loss_tokens(self) -> int:
+        return int(self.rollout.action_mask.sum())
+
+    def to(self, device: torch.device) -> "PPOBatch":
+        return PPOBatch(self.rollout.to(device), self.ptx.to(device) if self.ptx else None, self.ptx_scale)
+
+
+def run(cfg: PPOConfig, resume: bool = False) -> Path:
+    require(cfg, "out", "reward_model")
+    require(cfg.model, "path")
+    out = Path(cfg.out)
+    tokenizer = load_tokenizer(cfg.tokenizer or cfg.model.path)
+    prompts, tasks = _load_prompts(cfg, tokenizer)
+    policy, ref = load_model(cfg.model.path), load_model(cfg.model.path).requires_grad_(False)
+    reward_model = load_score_model(cfg.reward_model).requires_grad_(False)
+    model = ActorCritic(policy, load_score_model(cfg.reward_model), cfg.ema_decay, cfg.beta)
+    ptx_tokens = _ptx_tokens(cfg, tokenizer) if cfg.ptx_coef > 0 else None
+    kl_ctl = AdaptiveKLController(cfg.beta, cfg.kl_target, cfg.kl_horizon) if cfg.adaptive_kl \
+        else FixedKLController(cfg.beta)
+    updates = cfg.ppo_epochs * cfg.minibatches
+    info(f"ppo: {len(prompts):,} prompts, {cfg.rollout_batch} per rollout, {updates} update(s) per rollout; "
+         f"policy {count_parameters(policy) / 1e6:.1f}M parameters; β={cfg.beta}"
+         + (f"; ptx γ={cfg.ptx_coef}, {cfg.ptx_ratio} pretraining sequences per response" if ptx_tokens is not None
+            else ""))
+    pad, stops = pad_id(tokenizer), stop_ids(tokenizer)
+    state: dict = {"rollout": None, "index": -1, "stats": {}, "learn": {}, "t_gen": 0.0}
+
+    def batches(step: int) -> list[PPOBatch]:
+        index, update = divmod(step, updates)
+        if state["index"] != index:
+            device = next(model.parameters()).device
+            kl_ctl.value = float(model.beta)
+            started = time.perf_counter()
+            generator = torch.Generator(device=device).manual_seed(cfg.train.seed * 1_000_003 + index)
+            chosen = [prompts[(index * cfg.rollout_batch + i) % len(prompts)] for i in range(cfg.rollout_batch)]
+            state["rollout"], state["stats"] = make_rollout(
+                model.policy, ref.to(device), model.value, reward_model.to(device), chosen, pad_id=pad,
+                stop_ids=stops, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, beta=kl_ctl.value,
+                gamma=cfg.gamma, lam=cfg.lam, no_eos_penalty=cfg.no_eos_penalty, generator=generator,
+                normalize=model.normalize if cfg.normalize_reward else None)
+            state["index"], state["t_gen"] = index, time.perf_counter() - started
+        epoch, mb = divmod(update, cfg.minibatches)
+        order = torch.randperm(cfg.rollout_batch, generator=torch.Generator().manual_seed(index * 7919 + epoch))
+        rows = order[mb::cfg.minibatches]
+        return _micro_batches(state["rollout"], rows, cfg, ptx_tokens, step)
+
+    def ppo_step(model: ActorCritic, batch: PPOBatch) -> tuple[torch.Tensor, int]:
+        r = batch.rollout
+        A = r.action_mask.size(1)
+        logprobs, _ = action_logprobs(model.policy, r.sequences, r.attention_mask, A)
+        values = action_values(model.value, r.sequences, r.attention_mask, A)
+        pg, pg_stats = policy_loss(logprobs, r.logprobs, r.advantages, r.action_mask, cfg.clip)
+        vf, vf_stats = value_loss(values, r.values, r.returns, r.action_mask, cfg.value_clip)
+        loss = pg + cfg.vf_coef * vf
+        learn = state["learn"]
+        for key, value in (("pg", pg), ("vf", vf), ("clipped", pg_stats["clipped"]), ("vf_clipped", vf_stats["clipped"]),
+                           ("approx_kl", pg_stats["approx_kl"]), ("tokens", pg_stats["tokens"])):
+            learn[key] = learn.get(key, 0.0) + float(value.detach())
+        learn.setdefault("ev", []).append(explained_variance(values.detach(), r.returns, r.action_mask))
+        if batch.ptx is not None:
+            decoder, head = lm_parts(model.policy)
+            hidden = decoder(input_ids=batch.ptx.input_ids).last_hidden_state
+            nll, n = causal_lm_loss(head(hidden), batch.ptx.labels)
+            loss = loss + batch.ptx_scale * nll
+            learn["ptx"], learn["ptx_tokens"] = learn.get("ptx", 0.0) + float(nll.detach()), learn.get("ptx_tokens", 0) + n
+        return loss, r.sequences.numel()
+
+    def after_step(step: int) -> dict[str, float]:
+        started = time.perf_counter()
+        if model.ema is not None:
+            model.update_ema(cfg.ema_decay)
+        stats, learn = dict(state["stats"]), state["learn"]
+        state["learn"] = {}
+        if step % updates == 0:  # the rollout is used up: adapt β to its KL
+            kl_ctl.update(stats["ppo/kl"], cfg.rollout_batch)
+            model.beta.fill_(kl_ctl.value)
+        t = max(learn.get("tokens", 0.0), 1.0)
+        stats.update({"ppo/policy_loss": learn.get("pg", 0.0) / t, "ppo/value_loss": learn.get("vf", 0.0) / t,
+                      "ppo/clip_fraction": learn.get("clipped", 0.0) / t,
+                      "ppo/value_clip_fraction": learn.get("vf_clipped", 0.0) / t,
+                      "ppo/approx_kl": learn.get("approx_kl", 0.0) / t,
+                      "ppo/explained_variance": float(np.nanmean(learn["ev"])) if learn.get("ev") else float("nan"),
+                      "ppo/time_generate_s": state["t_gen"], "ppo/time_other_s": time.perf_counter() - started})
+        if "ptx" in learn:
+            stats["ppo/ptx_loss"] = learn["ptx"] / max(learn["ptx_tokens"], 1)
+        state["t_gen"] = 0.0
+        return stats
+
+    logger = MetricsLogger(out.parent / "metrics" / f"{out.name}.jsonl", out.parent / "tb" / out.name)
+    try:
+        result = fit(model, ppo_step, batches, cfg.train, cfg.optim, out, logger, resume=resume, desc=out.name,
+                     after_step=after_step)
+    finally:
+        logger.close()
+    final = model.ema if model.ema is not None else model.policy
+    report = compare_with_start(final.eval(), ref.eval(), reward_model, tokenizer, tasks, cfg.judge) if tasks else {}
+    save_hf_folder(out, final.cpu(), tokenizer, dump_config(cfg))
+    atomic_write_text(out / "scores.json", json.dumps(report, indent=1) + "\n")
+    if report:
+        info(f"{out.name}: " + ", ".join(f"{k}={v:.4f}" for k, v in report.items()))
+    mark_complete(out, step=result.step, **report)
+    return out
+
+
+def _micro_batches(rollout: Rollout, rows: torch.Tensor, cfg: PPOConfig, ptx_tokens, step: int) -> list[PPOBatch]:
+    """The minibatch's rows in micro-batches of train.batch_size; with PPO-ptx each carries
+    pretraining windows, weighted so the step's loss gains γ × their mean token NLL."""
+    size = cfg.train.batch_size
+    chunks = [rows[i:i + size] for i in range(0, len(rows), size)]
+    ptx = [_ptx_batch(ptx_tokens, max(1, round(cfg.ptx_ratio * len(c))), cfg.ptx_seq_len, step, i, cfg.train.seed)
+           for i, c in enumerate(chunks)] if ptx_tokens is not None else [None] * len(chunks)
+    response_tokens = int(rollout.action_mask[rows].sum())
+    ptx_total = sum(b.num_loss_tokens for b in ptx if b is not None)
+    scale = cfg.ptx_coef * response_tokens / ptx_total if ptx_total else 0.0
+    return [PPOBatch(rollout.rows(c), p, scale) for c, p in zip(chunks, ptx)]
+
+
+def _ptx_batch(tokens: np.ndarray, rows: int, seq_len: int, step: int, micro: int, seed: int) -> LMBatch:
+    rng = step_rng(seed, step, micro)
+    starts = rng.integers(0, len(tokens) - seq_len, size=rows)
+    ids = torch.from_numpy(np.stack([tokens[s:s + seq_len] for s in starts]).astype(np.int64))
+    return LMBatch(ids, ids.clone())
+
+
+def _ptx_tokens(cfg: PPOConfig, tokenizer, max_tokens: int = 4_000_000) -> np.ndarray:
+    """The pretraining corpus as one token stream (documents joined by end of text), up to max_tokens."""
+    if not cfg.ptx_corpus:
+        raise UserError("ppo: ptx_coef > 0 needs ptx_corpus (the pretraining .txt / .jsonl files)")
+    out: list[int] = []
+    docs: list[str] = []
+    for doc in iter_documents(cfg.ptx_corpus):
+        docs.append(doc)
+        if len(docs) == 512:
+            for ids in tokenizer(docs, add_special_tokens=False)["input_ids"]:
+                out += ids + [tokenizer.eos_token_id]
+            docs = []
+            if len(out) >= max_tokens:
+                break
+    for ids in (tokenizer(docs, add_special_tokens=False)["input_ids"] if docs else []):
+        out += ids + [tokenizer.eos_token_id]
+    if len(out) <= cfg.ptx_seq_len:
+        raise UserError(f"ppo: ptx_corpus holds {len(out)} tokens, fewer than ptx_seq_len={cfg.ptx_seq_len}")
+    return np.asarray(out[:max_tokens], dtype=np.int64)
+
+
+def _load_prompts(cfg: PPOConfig, tokenizer) -> tuple[list[list[int]], list]:
+    """Prompt ids, shuffled once by seed: held-in tasks' train prompts, then `prompts` files."""
+    tasks = load_tasks_dir(cfg.tasks_dir) if cfg.tasks_dir else []
+    messages = [p.messages for p in task_prompts(tasks, "train", 10 ** 9)]
+    for path in cfg.prompts:
+        for lineno, record in iter_jsonl(path):
+            require_fields(record, ["prompt"], f"{path}:{lineno}")
+            messages.append(({"role": "user", "content": record["prompt"]},))
+    if not messages:
+        raise UserError("ppo: no prompts; set tasks_dir or prompts")
+    random.Random(cfg.train.seed).shuffle(messages)
+    return [encode_prompt(tokenizer, m) for m in messages], tasks

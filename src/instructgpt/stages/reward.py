@@ -1,0 +1,148 @@
+"""Stage `reward`: the SFT model with a scalar head, trained on K-way rankings (InstructGPT eq. 1:
+all C(K,2) pairs of a prompt in one batch element, one forward per completion) and pairs."""
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import torch
+
+from instructgpt.checkpoint import mark_complete, save_hf_folder
+from instructgpt.config import RewardConfig, UserError, dump_config, require
+from instructgpt.config.schema import PreferenceData
+from instructgpt.data.comparisons import Comparison, load_comparisons
+from instructgpt.data.preference import RewardBatch, reward_batch
+from instructgpt.models.build import count_parameters, pad_id
+from instructgpt.models.reward import load_score_model, sequence_rewards
+from instructgpt.objectives.reward import ranking_loss
+from instructgpt.stages.judge import reward_of
+from instructgpt.tokenizer.train import load_tokenizer
+from instructgpt.train import fit
+from instructgpt.utils.io import atomic_write_text
+from instructgpt.utils.logging import MetricsLogger, info
+
+
+def run(cfg: RewardConfig, resume: bool = False) -> Path:
+    require(cfg, "out", "data")
+    require(cfg.model, "path")
+    out = Path(cfg.out)
+    tokenizer = load_tokenizer(cfg.tokenizer or cfg.model.path)
+    train, evals = load_sets(cfg.data, cfg.eval_data)
+    model = load_score_model(cfg.model.path, new_head=True)
+    k = sum(len(c.completions) for c in train)
+    info(f"reward: {len(train):,} training comparisons ({k:,} completions, "
+         f"{sum(sum(1 for _ in c.pairs()) for c in train):,} pairs); eval sets: {', '.join(evals) or 'none'}; "
+         f"{count_parameters(model) / 1e6:.1f}M parameters")
+    pad = pad_id(tokenizer)
+    t = cfg.train
+    per_step = t.batch_size * t.grad_accum
+
+    def batches(step: int) -> list[RewardBatch]:
+        keys = _step_keys(len(train), per_step, step, t.seed)
+        return [reward_batch([train[i] for i in keys[j:j + t.batch_size]], tokenizer, cfg.max_len, pad, j)
+                for j in range(0, len(keys), t.batch_size)]
+
+    def evaluate(model: torch.nn.Module) -> dict[str, float]:
+        return {f"rm/accuracy/{name}": accuracy(model, tokenizer, data, cfg.max_len) for name, data in evals.items()}
+
+    seen: dict[str, float] = {}
+
+    def step_fn(model: torch.nn.Module, batch: RewardBatch) -> tuple[torch.Tensor, int]:
+        loss, n, metrics = reward_step(model, batch)
+        for key in ("accuracy", "pairs"):
+            seen[key] = seen.get(key, 0.0) + float(metrics[key] * (metrics["pairs"] if key == "accuracy" else 1))
+        return loss, n
+
+    def after_step(step: int) -> dict[str, float]:
+        out = {"rm/train_accuracy": seen.get("accuracy", 0.0) / max(seen.get("pairs", 0.0), 1.0)}
+        seen.clear()
+        return out
+
+    logger = MetricsLogger(out.parent / "metrics" / f"{out.name}.jsonl", out.parent / "tb" / out.name)
+    try:
+        result = fit(model, step_fn, batches, t, cfg.optim, out, logger, evaluate=evaluate if evals else None,
+                     resume=resume, desc="reward", after_step=after_step)
+    finally:
+        logger.close()
+    model.eval()
+    if cfg.demonstrations:
+        model.config.reward_bias = -_demonstration_mean(model, tokenizer, train, cfg.max_len)
+        info(f"reward: bias {model.config.reward_bias:+.4f} puts the demonstrations' mean score at 0")
+    report = {**result.last_eval, "reward_bias": model.config.reward_bias}
+    save_hf_folder(out, model, tokenizer, dump_config(cfg))
+    atomic_write_text(out / "scores.json", json.dumps(report, indent=1) + "\n")
+    info("reward: " + ", ".join(f"{k}={v:.4f}" for k, v in report.items()))
+    mark_complete(out, step=result.step, **report)
+    return out
+
+
+def reward_step(model: torch.nn.Module, batch: RewardBatch) -> tuple[torch.Tensor, int, dict[str, torch.Tensor]]:
+    """The ranking loss summed over the micro-batch's prompts (fit divides by the step's prompts)."""
+    s = batch.sequences
+    rewards = sequence_rewards(model, s.input_ids, s.attention_mask)                 # (N,)
+    loss, metrics = ranking_loss(rewards, batch.group_ids, batch.ranks)
+    return loss * metrics["groups"].to(loss.device), s.input_ids.numel(), metrics
+
+
+def load_sets(train: list[PreferenceData], evals: list[PreferenceData]
+              ) -> tuple[list[Comparison], dict[str, list[Comparison]]]:
+    """Training comparisons, and named eval sets (a `split` source contributes its tail to both)."""
+    records: list[Comparison] = []
+    named: dict[str, list[Comparison]] = {}
+    for source in train:
+        found = load_comparisons(source.path, source.limit, source.skip_invalid)
+        if source.split:
+            cut = int(len(found) * source.split)
+            found, named[f"{_name(source.path)}-test"] = found[:cut], found[cut:]
+        records += found
+    for source in evals:
+        named[_name(source.path)] = load_comparisons(source.path, source.limit, source.skip_invalid)
+    if not records:
+        raise UserError("reward: no training comparisons (key data)")
+    return records, named
+
+
+def _name(path: str) -> str:
+    return Path(path).name.split(".")[0]
+
+
+def _step_keys(n: int, per_step: int, step: int, seed: int) -> list[int]:
+    """The record indices of optimizer step `step`: epochs of a seeded shuffle, cut into steps."""
+    start = step * per_step
+    keys: list[int] = []
+    while len(keys) < per_step:
+        epoch, offset = divmod(start + len(keys), n)
+        order = list(range(n))
+        random.Random(f"{seed}:{epoch}").shuffle(order)
+        keys += order[offset:offset + per_step - len(keys)]
+    return keys
+
+
+@torch.no_grad()
+def accuracy(model: torch.nn.Module, tokenizer, comparisons: list[Comparison], max_len: int,
+             batch_size: int = 32) -> float:
+    """Fraction of untied pairs whose better completion the RM scores higher."""
+    was_training = model.training
+    model.eval()
+    right = total = 0
+    device = next(model.parameters()).device
+    for start in range(0, len(comparisons), batch_size):
+        chunk = comparisons[start:start + batch_size]
+        batch = reward_batch(chunk, tokenizer, max_len, pad_id(tokenizer)).to(device)
+        rewards = sequence_rewards(model, batch.sequences.input_ids, batch.sequences.attention_mask).tolist()
+        first = 0
+        for c in chunk:
+            for w, l in c.pairs():
+                right += rewards[first + w] > rewards[first + l]
+                total += 1
+            first += len(c.completions)
+    model.train(was_training)
+    return right / total if total else float("nan")
+
+
+def _demonstration_mean(model, tokenizer, comparisons: list[Comparison], max_len: int) -> float:
+    """Mean score of each prompt's reference answer (else its best completion), bias excluded."""
+    model.config.reward_bias = 0.0
+    answers = [c.reference or c.completions[c.ranks.index(min(c.ranks))] for c in comparisons]
+    return sum(reward_of(model, tokenizer, [c.prompt for c in comparisons], answers, max_len)) / len(comparisons)

@@ -1,0 +1,111 @@
+"""PPO rollouts: sample responses with the KV-cache decoder, then score them with the policy,
+the frozen SFT reference, the value model and the reward model."""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Sequence
+
+import torch
+
+from instructgpt.generation import generate
+from instructgpt.generation.decode import left_pad
+from instructgpt.models.parts import lm_parts
+from instructgpt.models.reward import sequence_rewards, token_scores
+from instructgpt.objectives.ppo import gae, kl_penalized_rewards, whiten
+
+
+@dataclass
+class Rollout:
+    """B = prompts, P = longest prompt (left-padded), A = longest response; T = P + A."""
+
+    sequences: torch.Tensor       # (B, T) long, prompt then response (pad after its stop token)
+    attention_mask: torch.Tensor  # (B, T) long, 1 on prompt and response tokens
+    action_mask: torch.Tensor     # (B, A) bool, True on generated tokens up to and incl. EOS
+    logprobs: torch.Tensor        # (B, A) under the rollout policy
+    ref_logprobs: torch.Tensor    # (B, A) under the frozen SFT model
+    values: torch.Tensor          # (B, A) V(s_t) before each action
+    scores: torch.Tensor          # (B,) RM score of the whole response (no-EOS penalty applied)
+    advantages: torch.Tensor      # (B, A) GAE, whitened over the rollout
+    returns: torch.Tensor         # (B, A) advantages + values (before whitening)
+    stopped: torch.Tensor         # (B,) bool, the response ended with a stop token
+
+    @property
+    def prompt_len(self) -> int:
+        return self.sequences.size(1) - self.action_mask.size(1)
+
+    def rows(self, index: torch.Tensor) -> "Rollout":
+        """The rollout restricted to rows `index` (a minibatch), columns trimmed to its longest response."""
+        sub = replace(self, **{f.name: getattr(self, f.name)[index] for f in fields(self)})
+        width = int(sub.action_mask.sum(1).max().clamp(min=1))
+        cut = self.action_mask.size(1) - width
+        if cut == 0:
+            return sub
+        return replace(sub, sequences=sub.sequences[:, :-cut], attention_mask=sub.attention_mask[:, :-cut],
+                       **{name: getattr(sub, name)[:, :width] for name in
+                          ("action_mask", "logprobs", "ref_logprobs", "values", "advantages", "returns")})
+
+    def to(self, device: torch.device) -> "Rollout":
+        return replace(self, **{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+
+
+def positions(attention_mask: torch.Tensor) -> torch.Tensor:
+    return (attention_mask.cumsum(-1) - 1).clamp(min=0)
+
+
+def action_logprobs(model, sequences: torch.Tensor, attention_mask: torch.Tensor, num_actions: int,
+                    with_entropy: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(B, A) log π(a_t | s_t) of the last `num_actions` tokens; the head runs on those positions only.
+    With `with_entropy`, also the (B, A) entropy of π(· | s_t)."""
+    decoder, head = lm_parts(model)
+    hidden = decoder(input_ids=sequences, attention_mask=attention_mask,
+                     position_ids=positions(attention_mask)).last_hidden_state          # (B, T, H)
+    logits = head(hidden[:, -num_actions - 1:-1]).float()                              # (B, A, V)
+    logp = logits.log_softmax(-1)
+    chosen = logp.gather(-1, sequences[:, -num_actions:, None]).squeeze(-1)             # (B, A)
+    entropy = -(logp.exp() * logp).sum(-1) if with_entropy else None
+    return chosen, entropy
+
+
+def action_values(value_model, sequences: torch.Tensor, attention_mask: torch.Tensor, num_actions: int
+                  ) -> torch.Tensor:
+    """(B, A) V(s_t): the value head at the token before each action."""
+    values = token_scores(value_model, sequences, attention_mask, positions(attention_mask))  # (B, T)
+    return values[:, -num_actions - 1:-1]
+
+
+@torch.no_grad()
+def make_rollout(policy, ref, value_model, reward_model, prompts: Sequence[Sequence[int]], *, pad_id: int,
+                 stop_ids: Sequence[int], max_new_tokens: int, temperature: float, beta: float, gamma: float,
+                 lam: float, no_eos_penalty: float, generator: torch.Generator,
+                 normalize=None) -> tuple[Rollout, dict[str, float]]:
+    """Sample one response per prompt and compute everything the PPO update needs."""
+    device = next(policy.parameters()).device
+    models = (policy, ref, value_model, reward_model)
+    modes = [m.training for m in models]
+    for m in models:
+        m.eval()
+    gen = generate(policy, prompts, pad_id=pad_id, stop_ids=stop_ids, max_new_tokens=max_new_tokens,
+                   temperature=temperature, generator=generator)
+    prompt_ids, prompt_mask = (t.to(device) for t in left_pad(prompts, pad_id))
+    sequences = torch.cat([prompt_ids, gen.tokens], 1)                                 # (B, T)
+    attention = torch.cat([prompt_mask, gen.mask.long()], 1)                            # (B, T)
+    A = gen.tokens.size(1)
+    logprobs, entropy = action_logprobs(policy, sequences, attention, A, with_entropy=True)
+    ref_logprobs, _ = action_logprobs(ref, sequences, attention, A)
+    values = action_values(value_model, sequences, attention, A)
+    raw = sequence_rewards(reward_model, sequences, attention)                          # (B,)
+    scores = raw - no_eos_penalty * (~gen.stopped).float()
+    if normalize is not None:
+        scores = normalize(scores)
+    mask = gen.mask
+    rewards, kl = kl_penalized_rewards(scores, logprobs, ref_logprobs, mask, beta)
+    advantages, returns = gae(rewards, values * mask, mask, gamma, lam)
+    for m, mode in zip(models, modes):
+        m.train(mode)
+    lengths = mask.sum(1).float()
+    stats = {"ppo/reward": float(raw.mean()), "ppo/score": float(scores.mean()),
+             "ppo/kl": float(kl.sum(1).mean()), "ppo/kl_per_token": float(kl.sum() / mask.sum()),
+             "ppo/entropy": float((entropy * mask).sum() / mask.sum()), "ppo/response_length": float(lengths.mean()),
+             "ppo/eos_fraction": float(gen.stopped.float().mean()), "ppo/beta": beta}
+    return Rollout(sequences, attention, mask, logprobs, ref_logprobs, values * mask, scores,
+                   whiten(advantages, mask), returns, gen.stopped), stats
