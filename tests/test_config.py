@@ -3,13 +3,15 @@ from pathlib import Path
 
 import pytest
 
-from instructgpt.config import (PRESETS, PretrainConfig, RunConfig, SFTConfig, TasksConfig, TokenizerConfig,
-                                UserError, dump_config, load_config)
+from instructgpt.config import (PRESETS, ComparisonsConfig, DPOConfig, PPOConfig, PretrainConfig, RewardConfig,
+                                RunConfig, SFTConfig, TasksConfig, TokenizerConfig, UserError, dump_config,
+                                load_config)
 from instructgpt.config.loader import parse_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = {"run": RunConfig, "pretrain": PretrainConfig, "tokenizer": TokenizerConfig, "tasks": TasksConfig,
-           "sft": SFTConfig}
+           "sft": SFTConfig, "comparisons": ComparisonsConfig, "reward": RewardConfig, "ppo": PPOConfig,
+           "dpo": DPOConfig}
 
 
 def test_every_bundled_yaml_loads():

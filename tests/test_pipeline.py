@@ -8,15 +8,24 @@ TINY = ["name=t", "tasks.n_train=20", "tasks.n_val=5", "tasks.n_test=5", "tasks.
         "pretrain.train.seq_len=32", "pretrain.train.eval_every=3", "pretrain.train.save_every=3",
         "pretrain.train.progress=false", "sft.train.max_steps=4", "sft.train.batch_size=4",
         "sft.train.seq_len=128", "sft.train.eval_every=0", "sft.train.progress=false",
-        "sft.eval.samples_per_task=1", "sft.eval.max_new_tokens=4"]
+        "sft.eval.samples_per_task=1", "sft.eval.max_new_tokens=4",
+        "tasks.n_rl=6", "comparisons.prompts_per_task=3", "comparisons.heldout_prompts_per_task=2",
+        "comparisons.max_new_tokens=4", "comparisons.temperature=2.0", "reward.train.max_steps=2",
+        "reward.train.batch_size=4", "reward.train.progress=false", "ppo.rollout_batch=4", "ppo.max_new_tokens=4",
+        "ppo.train.max_steps=2", "ppo.train.batch_size=4", "ppo.train.progress=false", "ppo.judge.prompts_per_task=1",
+        "ppo.judge.max_new_tokens=4", "dpo.train.max_steps=2", "dpo.train.batch_size=4", "dpo.train.progress=false",
+        "dpo.judge.prompts_per_task=1", "dpo.judge.max_new_tokens=4"]
+STAGES = ("tasks", "tokenizer", "pretrain", "sft", "rm", "ppo", "ppo-ptx", "dpo")
 
 
 def test_run_end_to_end_then_skip(tmp_path):
     result = run_cli("run", "run/demo", f"runs_dir={tmp_path}", *TINY)
     assert result.returncode == 0, result.stderr
     run = tmp_path / "t"
-    for stage in ("tasks", "tokenizer", "pretrain", "sft"):
+    for stage in STAGES:
         assert (run / stage / "complete.json").is_file(), stage
+    for name in ("comparisons.jsonl", "comparisons-heldout.jsonl", "comparisons-oracle.jsonl", "comparisons.json"):
+        assert (run / name).is_file(), name
     scores = json.loads((run / "sft" / "scores.json").read_text())
     assert set(scores["test"]) == set(scores["baseline"]) == set(json.loads((run / "tasks" / "index.json").read_text()))
     assert "held-out (zero-shot)" in result.stderr
@@ -29,7 +38,7 @@ def test_run_end_to_end_then_skip(tmp_path):
 
     again = run_cli("run", "run/demo", f"runs_dir={tmp_path}", *TINY)
     assert again.returncode == 0, again.stderr
-    for stage in ("tasks", "tokenizer", "pretrain", "sft"):
+    for stage in ("tasks", "tokenizer", "pretrain", "sft", "comparisons", "reward", "ppo", "ppo-ptx", "dpo"):
         assert f"{stage}: complete, skipped" in again.stderr
 
 

@@ -105,3 +105,42 @@ def test_dpo_and_ipo(run_dir, ranked):
         metrics = [json.loads(line) for line in (run_dir / "metrics" / f"{loss}.jsonl").read_text().splitlines()]
         assert metrics[-1]["step"] == 3 and (out / "complete.json").is_file()
         assert "win_rate" in json.loads((out / "scores.json").read_text())
+
+
+def _grads(model, losses_and_divisor):
+    model.zero_grad()
+    losses, divisor = losses_and_divisor
+    for loss in losses:
+        (loss / divisor).backward()
+    return torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+
+
+def test_reward_and_dpo_steps_give_the_same_gradient_for_any_micro_batch_split(run_dir, ranked, tokenizer):
+    from instructgpt.data.preference import reward_batch
+    from instructgpt.models.build import load_model
+    from instructgpt.stages.dpo import _batch, load_pairs, reference_logprobs, sequence_logprobs
+    from instructgpt.objectives.dpo import dpo_loss
+    data = load_comparisons(ranked)[:4]
+    rm = load_score_model(run_dir / "sft", new_head=True)
+    torch.nn.init.normal_(rm.score.weight, std=0.1)
+    pad = tokenizer.pad_token_id
+    grads = []
+    for size in (4, 2, 1):
+        batches = [reward_batch(data[i:i + size], tokenizer, 64, pad, i) for i in range(0, 4, size)]
+        losses = [reward.reward_step(rm, b)[0] for b in batches]
+        grads.append(_grads(rm, (losses, sum(b.num_loss_tokens for b in batches))))
+    assert all(torch.allclose(grads[0], g, atol=1e-6) for g in grads[1:])
+
+    policy = load_model(run_dir / "sft")
+    pairs = load_pairs(DPOConfig(data=[{"path": str(ranked)}], max_len=64), tokenizer)[:4]
+    ref = reference_logprobs(policy, pairs, pad)
+    grads = []
+    for size in (4, 1):
+        losses = []
+        for i in range(0, 4, size):
+            b = _batch(pairs[i:i + size], ref[i:i + size], pad)
+            lp = sequence_logprobs(policy, b.sequences)
+            P = b.num_loss_tokens
+            losses.append(dpo_loss(lp[:P], lp[P:], b.ref_logprobs[:P], b.ref_logprobs[P:], 0.1)[0])
+        grads.append(_grads(policy, (losses, 4)))
+    assert torch.allclose(grads[0], grads[1], atol=1e-6)

@@ -35,12 +35,19 @@ def test_user_tasks_join_the_builtin_suite_and_split(tmp_path):
     (tmp_path / "mine.json").write_text(json.dumps({
         "name": "echo_number", "kind": "extraction", "cluster": "mine", "metric": "exact_match",
         "instructions": ["Give the number in: {input}"], "examples": examples}))
-    tasks = load_tasks(TasksConfig(files=[str(tmp_path)], n_test=20, n_val=20))
+    tasks = load_tasks(TasksConfig(files=[str(tmp_path)], n_test=20, n_val=20, n_train=30, n_rl=3))
     mine = next(t for t in tasks if t.task.name == "echo_number")
     sizes = {k: len(v) for k, v in mine.splits.items()}
-    assert sizes == {"test": 10, "val": 5, "train": 35}
+    assert sizes == {"test": 10, "val": 5, "train": 30, "rl": 3}
     seen = [ex.input for split in mine.splits.values() for ex in split]
-    assert len(set(seen)) == 50
+    assert len(set(seen)) == 48
+    adding = load_tasks(TasksConfig(files=[str(tmp_path)], n_test=20, n_val=20, n_train=30, n_rl=0))
+    again = next(t for t in adding if t.task.name == "echo_number")
+    assert all(again.splits[s] == mine.splits[s] for s in ("train", "val", "test")) and not again.splits["rl"]
+    builtin = {t.task.name: t for t in tasks}["addition"]
+    without = {t.task.name: t for t in adding}["addition"]
+    assert builtin.splits["test"] == without.splits["test"] and len(builtin.splits["rl"]) == 3
+    assert not {e.input for e in builtin.splits["rl"]} & {e.input for e in builtin.splits["train"]}
     record = mine.records("train", 0)[0]
     assert record["prompt"].startswith("Give the number in: item ")
     with pytest.raises(UserError, match="defined twice"):

@@ -55,6 +55,8 @@ class TasksConfig(StrictConfig):
     n_train: int = Field(300, ge=0, description="examples per task")
     n_val: int = Field(30, ge=0)
     n_test: int = Field(50, ge=0)
+    n_rl: int = Field(0, ge=0, description="prompts per task kept from SFT for comparisons and PPO "
+                      "(InstructGPT's SFT, RM and PPO prompt sets are distinct)")
     held_out_clusters: list[str] | None = Field(None, description="None = the suite's default")
     corpus_mb: float = Field(3.0, ge=0, description="size of the generated pretraining prose")
 

@@ -114,8 +114,11 @@ def _from_tasks_dir(folder: Path, system_prompt: str | None) -> list[TaskData]:
     for name, meta in json.loads((folder / TASKS_INDEX).read_text()).items():
         labels = tuple(meta["labels"]) if meta.get("labels") else None
         splits = {}
-        for split in ("train", "val", "test"):
+        for split in ("train", "val", "test", "rl"):
             path = folder / name / f"{split}.jsonl"
+            if split == "rl" and not path.is_file():  # runs made before the rl split
+                splits[split] = []
+                continue
             splits[split] = [to_example(r, name, f"{path}:{n}", labels, system_prompt) for n, r in iter_jsonl(path)]
         out.append(TaskData(name, meta["cluster"], meta["kind"], meta["metric"], labels, meta["held_out"], splits,
                             tuple(meta.get("instructions", ()))))
@@ -128,7 +131,7 @@ def _from_registry(cfg: SFTConfig) -> list[TaskData]:
     for st in load_tasks(cfg.tasks):
         t = st.task
         splits = {split: [to_example(r, t.name, f"task {t.name} ({split} {i})", t.labels, cfg.system_prompt)
-                          for i, r in enumerate(st.records(split, cfg.tasks.seed))] for split in ("train", "val", "test")}
+                          for i, r in enumerate(st.records(split, cfg.tasks.seed))] for split in ("train", "val", "test", "rl")}
         out.append(TaskData(t.name, t.cluster, t.kind, t.metric, t.labels, st.held_out, splits, t.instructions))
     return out
 
@@ -164,7 +167,7 @@ def _from_records(source: RecordSource, cfg: SFTConfig) -> list[TaskData]:
         examples = examples[:source.max_per_task] if source.max_per_task else examples
         n_test, n_val = min(cfg.n_test, len(examples) // 5), min(cfg.n_val, len(examples) // 10)
         splits = {"test": examples[:n_test], "val": examples[n_test:n_test + n_val],
-                  "train": examples[n_test + n_val:]}
+                  "train": examples[n_test + n_val:], "rl": []}
         cluster = cluster_of.get(task, task)
         out.append(TaskData(task, cluster, "generation", source.metric, None,
                             cluster in cfg.held_out_clusters, splits))

@@ -1,6 +1,7 @@
 """Stage `comparisons`: K responses per prompt sampled from the SFT model, ranked by the labelers.
 
-Writes `<out>` (prompts of the held-in tasks' train split, ranked by the `train` labeler),
+Writes `<out>` (prompts of the held-in tasks' rl split, which SFT never saw, ranked by the
+`train` labeler),
 `<stem>-heldout.jsonl` (val-split prompts ranked by the `heldout` labeler) and
 `<stem>-oracle.jsonl` (the same val-split responses ranked by the noiseless oracle, ties kept
 as equal scores), plus `<stem>.json` with each labeler's measured agreement with the oracle.
@@ -29,7 +30,11 @@ def run(cfg: ComparisonsConfig) -> Path:
     model = load_model(cfg.model.path)
     set_seed(cfg.seed)
     stats = {}
-    for name, split, per_task, profile in (("train", "train", cfg.prompts_per_task, "train"),
+    fresh = "rl" if any(t.splits["rl"] for t in tasks if not t.held_out) else "train"
+    if fresh == "train":
+        info("comparisons: the tasks have no rl split (tasks.n_rl = 0): sampling on train prompts, which the "
+             "SFT model has learnt by heart")
+    for name, split, per_task, profile in (("train", fresh, cfg.prompts_per_task, "train"),
                                            ("heldout", "val", cfg.heldout_prompts_per_task, "heldout")):
         prompts = task_prompts(tasks, split, per_task)
         if not prompts:

@@ -217,9 +217,10 @@ def _ptx_tokens(cfg: PPOConfig, tokenizer, max_tokens: int = 4_000_000) -> np.nd
 
 
 def _load_prompts(cfg: PPOConfig, tokenizer) -> tuple[list[list[int]], list]:
-    """Prompt ids, shuffled once by seed: held-in tasks' train prompts, then `prompts` files."""
+    """Prompt ids, shuffled once by seed: held-in tasks' rl prompts (else train), then `prompts` files."""
     tasks = load_tasks_dir(cfg.tasks_dir) if cfg.tasks_dir else []
-    messages = [p.messages for p in task_prompts(tasks, "train", 10 ** 9)]
+    split = "rl" if any(t.splits["rl"] for t in tasks if not t.held_out) else "train"
+    messages = [p.messages for p in task_prompts(tasks, split, 10 ** 9)]
     for path in cfg.prompts:
         for lineno, record in iter_jsonl(path):
             require_fields(record, ["prompt"], f"{path}:{lineno}")

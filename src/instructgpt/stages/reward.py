@@ -94,7 +94,7 @@ def load_sets(train: list[PreferenceData], evals: list[PreferenceData]
         found = load_comparisons(source.path, source.limit, source.skip_invalid)
         if source.split:
             cut = int(len(found) * source.split)
-            found, named[f"{_name(source.path)}-test"] = found[:cut], found[cut:]
+            found, named[f"{_name(source.path)}-last{round((1 - source.split) * 100)}pct"] = found[:cut], found[cut:]
         records += found
     for source in evals:
         named[_name(source.path)] = load_comparisons(source.path, source.limit, source.skip_invalid)

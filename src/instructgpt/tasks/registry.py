@@ -10,7 +10,8 @@ from instructgpt.config.schema import TasksConfig
 from instructgpt.tasks.loaders import load_task_paths
 from instructgpt.tasks.task import BuiltinTask, Example, Task
 
-SPLITS = ("train", "val", "test")
+SPLITS = ("train", "val", "test", "rl")
+RL_SEED_OFFSET = 1_000_003  # the rl split is drawn with its own seed, so adding it changes no other split  # rl: prompts the SFT model never saw, for comparisons and PPO
 
 
 def builtin_tasks() -> dict[str, BuiltinTask]:
@@ -54,7 +55,7 @@ def load_tasks(cfg: TasksConfig) -> list[SplitTask]:
             task = spec.build(n, cfg.seed)
             ex = task.examples
             splits = {"train": ex[:cfg.n_train], "val": ex[cfg.n_train:cfg.n_train + cfg.n_val],
-                      "test": ex[cfg.n_train + cfg.n_val:]}
+                      "test": ex[cfg.n_train + cfg.n_val:], "rl": _fresh(spec, cfg, ex)}
             tasks.append(SplitTask(task, splits, task.cluster in held_out))
     for task in load_task_paths(cfg.files):
         tasks.append(SplitTask(task, split_examples(task, cfg), task.cluster in held_out))
@@ -70,11 +71,22 @@ def load_tasks(cfg: TasksConfig) -> list[SplitTask]:
     return tasks
 
 
+def _fresh(spec: BuiltinTask, cfg: TasksConfig, taken: tuple[Example, ...]) -> tuple[Example, ...]:
+    """Up to n_rl examples from another seed whose inputs are in no other split (small spaces give fewer)."""
+    if not cfg.n_rl:
+        return ()
+    seen = {e.input for e in taken}
+    fresh = [e for e in spec.build(cfg.n_rl, cfg.seed + RL_SEED_OFFSET).examples if e.input not in seen]
+    return tuple(fresh)
+
+
 def split_examples(task: Task, cfg: TasksConfig) -> dict[str, tuple[Example, ...]]:
-    """Shuffle by seed; test takes up to 20% (≤ n_test), val up to 10% (≤ n_val), train the rest."""
+    """Shuffle by seed; test takes up to 20% (≤ n_test), val up to 10% (≤ n_val), train the rest
+    (≤ n_train), and rl what train leaves (≤ n_rl)."""
     examples = list(task.examples)
     random.Random(f"{cfg.seed}:{task.name}").shuffle(examples)
     n_test = min(cfg.n_test, len(examples) // 5)
     n_val = min(cfg.n_val, len(examples) // 10)
     return {"test": tuple(examples[:n_test]), "val": tuple(examples[n_test:n_test + n_val]),
-            "train": tuple(examples[n_test + n_val:][:cfg.n_train])}
+            "train": tuple(examples[n_test + n_val:][:cfg.n_train]),
+            "rl": tuple(examples[n_test + n_val:][cfg.n_train:][:cfg.n_rl])}
