@@ -2,25 +2,22 @@
 start model, whose log-probabilities of every pair are computed once, up front."""
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from instructgpt.checkpoint import mark_complete, save_hf_folder
 from instructgpt.config import DPOConfig, UserError, dump_config, require
 from instructgpt.data.comparisons import load_comparisons
 from instructgpt.data.preference import SequenceBatch, encode_completion, encode_prompt, pad_sequences
 from instructgpt.models.build import count_parameters, load_model, pad_id
 from instructgpt.models.parts import lm_parts
 from instructgpt.objectives.dpo import PREFERENCE_LOSSES
-from instructgpt.stages.judge import compare_with_start, load_tasks_dir
+from instructgpt.stages.judge import compare_with_start, load_tasks_dir, save_policy
 from instructgpt.tokenizer.train import load_tokenizer
 from instructgpt.train import fit
 from instructgpt.utils import IGNORE_INDEX
-from instructgpt.utils.io import atomic_write_text
 from instructgpt.utils.logging import MetricsLogger, info
 
 Encoded = tuple[list[int], list[bool]]
@@ -98,11 +95,7 @@ def run(cfg: DPOConfig, resume: bool = False) -> Path:
             rm = load_score_model(cfg.reward_model).to(start.device)
         report = compare_with_start(model.eval(), start.eval(), rm, tokenizer, load_tasks_dir(cfg.tasks_dir),
                                     cfg.judge)
-    save_hf_folder(out, model.cpu(), tokenizer, dump_config(cfg))
-    atomic_write_text(out / "scores.json", json.dumps(report, indent=1) + "\n")
-    if report:
-        info(f"{out.name}: " + ", ".join(f"{k}={v:.4f}" for k, v in report.items()))
-    mark_complete(out, step=result.step, **report)
+    save_policy(out, model, tokenizer, dump_config(cfg), report, result.step)
     return out
 
 

@@ -3,11 +3,14 @@ responses, and judging a trained policy against its start model (RM reward, the 
 labeler's win rate with ties counting ½, and held-in task scores)."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import torch
 
+from instructgpt.checkpoint import mark_complete, save_hf_folder
 from instructgpt.data.sft import TaskData
 from instructgpt.data.preference import encode_prompt, pad_sequences
 from instructgpt.generation import generate
@@ -15,7 +18,8 @@ from instructgpt.models.build import pad_id
 from instructgpt.models.reward import sequence_rewards
 from instructgpt.stages.sft_eval import score_tasks, stop_ids, summarize
 from instructgpt.tasks.labeler import PROFILES, Labeler, Query
-from instructgpt.tokenizer.chat import SPECIAL_TOKENS
+from instructgpt.utils.io import atomic_write_text
+from instructgpt.utils.logging import info
 
 
 @dataclass(frozen=True)
@@ -113,8 +117,13 @@ def compare_with_start(policy, start, rm, tokenizer, tasks: Sequence[TaskData], 
     return out
 
 
-def im_end_id(tokenizer) -> int:
-    return tokenizer.convert_tokens_to_ids(SPECIAL_TOKENS["im_end"])
+def save_policy(out: Path, model, tokenizer, run_yaml: str, report: dict[str, float], step: int) -> None:
+    """The trained policy as an HF folder with its judgement in scores.json, sealed complete."""
+    save_hf_folder(out, model.cpu(), tokenizer, run_yaml)
+    atomic_write_text(out / "scores.json", json.dumps(report, indent=1) + "\n")
+    if report:
+        info(f"{out.name}: " + ", ".join(f"{k}={v:.4f}" for k, v in report.items()))
+    mark_complete(out, step=step, **report)
 
 
 def _mean(values: Sequence[float]) -> float:

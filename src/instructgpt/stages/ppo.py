@@ -4,7 +4,6 @@ the policy weights is the saved model."""
 from __future__ import annotations
 
 import copy
-import json
 import random
 import time
 from pathlib import Path
@@ -12,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from instructgpt.checkpoint import mark_complete, save_hf_folder
 from instructgpt.config import PPOConfig, UserError, dump_config, require
 from instructgpt.data.lm import LMBatch, step_rng
 from instructgpt.data.preference import encode_prompt
@@ -23,12 +21,11 @@ from instructgpt.models.reward import load_score_model
 from instructgpt.objectives.lm import causal_lm_loss
 from instructgpt.objectives.ppo import (AdaptiveKLController, FixedKLController, explained_variance, policy_loss,
                                         value_loss)
-from instructgpt.stages.judge import compare_with_start, load_tasks_dir, task_prompts
+from instructgpt.stages.judge import compare_with_start, load_tasks_dir, save_policy, task_prompts
 from instructgpt.stages.rollout import Rollout, action_logprobs, action_values, make_rollout
 from instructgpt.stages.sft_eval import stop_ids
 from instructgpt.tokenizer.train import load_tokenizer
 from instructgpt.train import fit
-from instructgpt.utils.io import atomic_write_text
 from instructgpt.utils.logging import MetricsLogger, info
 
 
@@ -167,11 +164,7 @@ def run(cfg: PPOConfig, resume: bool = False) -> Path:
         logger.close()
     final = model.ema if model.ema is not None else model.policy
     report = compare_with_start(final.eval(), ref.eval(), reward_model, tokenizer, tasks, cfg.judge) if tasks else {}
-    save_hf_folder(out, final.cpu(), tokenizer, dump_config(cfg))
-    atomic_write_text(out / "scores.json", json.dumps(report, indent=1) + "\n")
-    if report:
-        info(f"{out.name}: " + ", ".join(f"{k}={v:.4f}" for k, v in report.items()))
-    mark_complete(out, step=result.step, **report)
+    save_policy(out, final, tokenizer, dump_config(cfg), report, result.step)
     return out
 
 
