@@ -87,7 +87,7 @@ def test_ppo_and_ppo_ptx_train_log_and_judge(run_dir, ranked, corpus_file):
         metrics = [json.loads(line) for line in (run_dir / "metrics" / f"{name}.jsonl").read_text().splitlines()]
         keys = set().union(*metrics)
         for key in ("ppo/reward", "ppo/kl", "ppo/entropy", "ppo/response_length", "ppo/clip_fraction",
-                    "ppo/value_loss", "ppo/explained_variance", "ppo/time_generate_s", "ppo/beta"):
+                    "ppo/value_loss", "ppo/explained_variance", "ppo/time_generate_s", "ppo/time_learn_s", "ppo/beta"):
             assert key in keys, key
         assert ("ppo/ptx_loss" in keys) == bool(ptx)
         report = json.loads((out / "scores.json").read_text())

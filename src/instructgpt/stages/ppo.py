@@ -93,7 +93,7 @@ def run(cfg: PPOConfig, resume: bool = False) -> Path:
          + (f"; ptx γ={cfg.ptx_coef}, {cfg.ptx_ratio} pretraining sequences per response" if ptx_tokens is not None
             else ""))
     pad, stops = pad_id(tokenizer), stop_ids(tokenizer)
-    state: dict = {"rollout": None, "index": -1, "stats": {}, "learn": {}, "t_gen": 0.0}
+    state: dict = {"rollout": None, "index": -1, "stats": {}, "learn": {}, "t_gen": 0.0, "t_ready": 0.0}
 
     def batches(step: int) -> list[PPOBatch]:
         index, update = divmod(step, updates)
@@ -112,7 +112,9 @@ def run(cfg: PPOConfig, resume: bool = False) -> Path:
         epoch, mb = divmod(update, cfg.minibatches)
         order = torch.randperm(cfg.rollout_batch, generator=torch.Generator().manual_seed(index * 7919 + epoch))
         rows = order[mb::cfg.minibatches]
-        return _micro_batches(state["rollout"], rows, cfg, ptx_tokens, step)
+        micro = _micro_batches(state["rollout"], rows, cfg, ptx_tokens, step)
+        state["t_ready"] = time.perf_counter()
+        return micro
 
     def ppo_step(model: ActorCritic, batch: PPOBatch) -> tuple[torch.Tensor, int]:
         r = batch.rollout
@@ -137,6 +139,7 @@ def run(cfg: PPOConfig, resume: bool = False) -> Path:
 
     def after_step(step: int) -> dict[str, float]:
         started = time.perf_counter()
+        learn_s = started - state["t_ready"]
         if model.ema is not None:
             model.update_ema(cfg.ema_decay)
         stats, learn = dict(state["stats"]), state["learn"]
@@ -150,7 +153,8 @@ def run(cfg: PPOConfig, resume: bool = False) -> Path:
                       "ppo/value_clip_fraction": learn.get("vf_clipped", 0.0) / t,
                       "ppo/approx_kl": learn.get("approx_kl", 0.0) / t,
                       "ppo/explained_variance": float(np.nanmean(learn["ev"])) if learn.get("ev") else float("nan"),
-                      "ppo/time_generate_s": state["t_gen"], "ppo/time_other_s": time.perf_counter() - started})
+                      "ppo/time_generate_s": state["t_gen"], "ppo/time_learn_s": learn_s,
+                      "ppo/time_other_s": time.perf_counter() - started})
         if "ptx" in learn:
             stats["ppo/ptx_loss"] = learn["ptx"] / max(learn["ptx_tokens"], 1)
         state["t_gen"] = 0.0
