@@ -64,8 +64,7 @@ def cmd_stage(ns: argparse.Namespace) -> None:
     cls = {"tokenizer": config.TokenizerConfig, "pretrain": config.PretrainConfig, "sft": config.SFTConfig,
            "comparisons": config.ComparisonsConfig, "reward": config.RewardConfig, "ppo": config.PPOConfig,
            "dpo": config.DPOConfig}[ns.command]
-    load_config = config.load_config
-    cfg = load_config(cls, ns.config, ns.overrides)
+    cfg = config.load_config(cls, ns.config, ns.overrides)
     stage = importlib.import_module(f"instructgpt.stages.{ns.command}")
     kwargs = {"resume": ns.resume} if hasattr(ns, "resume") else {}
     stage.run(cfg, **kwargs)

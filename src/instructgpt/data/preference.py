@@ -2,14 +2,15 @@
 encoded exactly as a rollout is (the generation prompt, the answer, `<|im_end|>`)."""
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, replace
 from typing import Sequence
 
 import torch
 
 from instructgpt.data.comparisons import Comparison
+from instructgpt.data.packing import SFTBatch, pad_batch
 from instructgpt.tokenizer.chat import SPECIAL_TOKENS, encode_chat
-from instructgpt.utils import IGNORE_INDEX
 
 
 def encode_prompt(tokenizer, prompt: Sequence[dict[str, str]]) -> list[int]:
@@ -29,47 +30,18 @@ def encode_completion(tokenizer, prompt_ids: Sequence[int], completion: str, max
 
 
 @dataclass
-class SequenceBatch:
-    """N rows of prompt + completion, right-padded to T."""
-
-    input_ids: torch.Tensor       # (N, T) long, pad_id after each row's end
-    attention_mask: torch.Tensor  # (N, T) long, 1 on real tokens
-    labels: torch.Tensor          # (N, T) long, the completion's tokens, else IGNORE_INDEX
-
-    def to(self, device: torch.device) -> "SequenceBatch":
-        return replace(self, **{k: v.to(device) for k, v in self.__dict__.items() if isinstance(v, torch.Tensor)})
-
-
-def pad_sequences(encoded: Sequence[tuple[Sequence[int], Sequence[bool]]], pad_id: int) -> SequenceBatch:
-    width = max(len(ids) for ids, _ in encoded)
-    input_ids = torch.full((len(encoded), width), pad_id, dtype=torch.long)
-    attention = torch.zeros((len(encoded), width), dtype=torch.long)
-    labels = torch.full((len(encoded), width), IGNORE_INDEX, dtype=torch.long)
-    for row, (ids, mask) in enumerate(encoded):
-        n = len(ids)
-        input_ids[row, :n] = torch.tensor(list(ids))
-        attention[row, :n] = 1
-        labels[row, :n] = torch.tensor([t if m else IGNORE_INDEX for t, m in zip(ids, mask)])
-    return SequenceBatch(input_ids, attention, labels)
-
-
-@dataclass
 class RewardBatch:
-    """All K completions of G prompts in one padded tensor: one forward per completion."""
+    """All K completions of G prompts in one padded batch (one row each): one forward per completion."""
 
-    sequences: SequenceBatch
+    sequences: SFTBatch      # data.packing.pad_batch rows: (N, T) ids, attention mask, answer labels
     group_ids: torch.Tensor  # (N,) long, the prompt each row answers
     ranks: torch.Tensor      # (N,) long, 0 = best within its prompt; equal = tie
-    weights: None = None     # fit divides the summed loss by num_loss_tokens (here: prompts)
-
-    @property
-    def num_loss_tokens(self) -> int:
-        """Prompts with at least one untied pair: the ranking loss is a mean over them."""
-        return len({int(g) for g, r in zip(self.group_ids, self.ranks)
-                    if bool(((self.group_ids == g) & (self.ranks != r)).any())})
+    num_loss_tokens: int     # prompts with an untied pair: fit divides the summed ranking loss by these
+    weights: None = None
 
     def to(self, device: torch.device) -> "RewardBatch":
-        return RewardBatch(self.sequences.to(device), self.group_ids.to(device), self.ranks.to(device))
+        return replace(self, sequences=self.sequences.to(device), group_ids=self.group_ids.to(device),
+                       ranks=self.ranks.to(device))
 
 
 def reward_batch(comparisons: Sequence[Comparison], tokenizer, max_len: int, pad_id: int,
@@ -81,4 +53,18 @@ def reward_batch(comparisons: Sequence[Comparison], tokenizer, max_len: int, pad
             encoded.append(encode_completion(tokenizer, prompt, completion, max_len))
             groups.append(first_group + g)
             ranks.append(rank)
-    return RewardBatch(pad_sequences(encoded, pad_id), torch.tensor(groups), torch.tensor(ranks))
+    ranked = sum(len(set(c.ranks)) > 1 for c in comparisons)
+    return RewardBatch(pad_batch(encoded, pad_id), torch.tensor(groups), torch.tensor(ranks), ranked)
+
+
+def step_keys(n: int, per_step: int, step: int, seed: int) -> list[int]:
+    """The record indices of optimizer step `step`: epochs of a seeded shuffle of n records, cut into
+    steps of `per_step` (a step that crosses an epoch's end continues in the next one's order)."""
+    start = step * per_step
+    keys: list[int] = []
+    while len(keys) < per_step:
+        epoch, offset = divmod(start + len(keys), n)
+        order = list(range(n))
+        random.Random(f"{seed}:{epoch}").shuffle(order)
+        keys += order[offset:offset + per_step - len(keys)]
+    return keys

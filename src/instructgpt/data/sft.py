@@ -10,6 +10,7 @@ from typing import Any, Iterable
 from instructgpt.config.errors import UserError
 from instructgpt.config.schema import RecordSource, SFTConfig
 from instructgpt.data.records import iter_jsonl
+from instructgpt.tasks.registry import SPLITS
 from instructgpt.tokenizer.chat import ROLES
 from instructgpt.utils.logging import info
 from instructgpt.utils.prompt import render_instruction
@@ -114,7 +115,7 @@ def _from_tasks_dir(folder: Path, system_prompt: str | None) -> list[TaskData]:
     for name, meta in json.loads((folder / TASKS_INDEX).read_text()).items():
         labels = tuple(meta["labels"]) if meta.get("labels") else None
         splits = {}
-        for split in ("train", "val", "test", "rl"):
+        for split in SPLITS:
             path = folder / name / f"{split}.jsonl"
             if split == "rl" and not path.is_file():  # runs made before the rl split
                 splits[split] = []
@@ -131,7 +132,7 @@ def _from_registry(cfg: SFTConfig) -> list[TaskData]:
     for st in load_tasks(cfg.tasks):
         t = st.task
         splits = {split: [to_example(r, t.name, f"task {t.name} ({split} {i})", t.labels, cfg.system_prompt)
-                          for i, r in enumerate(st.records(split, cfg.tasks.seed))] for split in ("train", "val", "test", "rl")}
+                          for i, r in enumerate(st.records(split, cfg.tasks.seed))] for split in SPLITS}
         out.append(TaskData(t.name, t.cluster, t.kind, t.metric, t.labels, st.held_out, splits, t.instructions))
     return out
 

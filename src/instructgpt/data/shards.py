@@ -11,7 +11,9 @@ from typing import Iterable
 import numpy as np
 from tqdm.auto import tqdm
 
+from instructgpt.data.records import iter_documents
 from instructgpt.utils.io import atomic_write_json
+from instructgpt.utils.logging import info
 
 DOCS_PER_BATCH = 1000  # documents tokenized per call: bounded memory however large the corpus
 
@@ -69,6 +71,16 @@ def write_shards(documents: Iterable[str], tokenizer, out_dir: str | Path, val_f
             "unigram_entropy_nats": unigram_entropy(unigram)}
     atomic_write_json(out / "meta.json", meta)
     return meta
+
+
+def build_shards(paths: list[str], tokenizer, tokenizer_dir: str, out_dir: str | Path, val_fraction: float,
+                 progress: bool = True) -> tuple["TokenShard", "TokenShard", dict]:
+    """(train, val, meta) shards of the corpus files, tokenized only when a file or the tokenizer changed."""
+    fingerprint = corpus_fingerprint(paths, str(Path(tokenizer_dir).resolve()), val_fraction)
+    if not shards_ready(out_dir, fingerprint):
+        info(f"tokenizing {len(paths)} corpus file(s) into {out_dir}")
+        write_shards(iter_documents(paths), tokenizer, out_dir, val_fraction, fingerprint, progress=progress)
+    return load_shards(out_dir)
 
 
 def list_batches(items: Iterable[str], size: int):

@@ -6,6 +6,8 @@ from typing import Sequence
 
 import torch
 
+from instructgpt.models.parts import position_ids
+
 
 @dataclass
 class Generation:
@@ -56,7 +58,7 @@ def generate(model, prompts: Sequence[Sequence[int]], *, pad_id: int, stop_ids: 
     """Continue every prompt until a stop id or `max_new_tokens`; temperature 0 = greedy."""
     device = next(model.parameters()).device
     ids, attention = (t.to(device) for t in left_pad(prompts, pad_id))
-    positions = (attention.cumsum(-1) - 1).clamp(min=0)
+    positions = position_ids(attention)
     stop = torch.tensor(list(stop_ids), device=device)
     B = ids.size(0)
     done = torch.zeros(B, dtype=torch.bool, device=device)

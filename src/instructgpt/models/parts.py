@@ -13,3 +13,8 @@ def lm_parts(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module]:
     """
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     return base.get_decoder(), base.get_output_embeddings()
+
+
+def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
+    """(B, T) positions counting only attended tokens, so left-padded rows start at 0."""
+    return (attention_mask.cumsum(-1) - 1).clamp(min=0)

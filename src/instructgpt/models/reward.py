@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from instructgpt.config.errors import UserError
+from instructgpt.models.parts import position_ids
 
 
 def load_score_model(path: str | Path, new_head: bool = False) -> torch.nn.Module:
@@ -56,7 +57,6 @@ def token_scores(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask
 def sequence_rewards(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor
                      ) -> torch.Tensor:
     """(N,) the score at each row's last real token, under left or right padding."""
-    positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)
-    scores = token_scores(model, input_ids, attention_mask, positions)              # (N, T)
+    scores = token_scores(model, input_ids, attention_mask, position_ids(attention_mask))              # (N, T)
     last = attention_mask.size(1) - 1 - attention_mask.flip(1).argmax(1)             # (N,)
     return scores[torch.arange(scores.size(0), device=scores.device), last]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from instructgpt.config import ComparisonsConfig, UserError, require
 from instructgpt.models.build import load_model
-from instructgpt.stages.judge import Prompt, load_tasks_dir, sample_texts, task_prompts
+from instructgpt.stages.judge import Prompt, fresh_split, load_tasks_dir, sample_texts, task_prompts
 from instructgpt.tasks.labeler import ORACLE, PROFILES, Labeler, agreement_with_oracle
 from instructgpt.tokenizer.train import load_tokenizer
 from instructgpt.utils.io import atomic_write_json, atomic_write_text
@@ -30,12 +30,13 @@ def run(cfg: ComparisonsConfig) -> Path:
     model = load_model(cfg.model.path)
     set_seed(cfg.seed)
     stats = {}
-    fresh = "rl" if any(t.splits["rl"] for t in tasks if not t.held_out) else "train"
+    fresh = fresh_split(tasks)
     if fresh == "train":
         info("comparisons: the tasks have no rl split (tasks.n_rl = 0): sampling on train prompts, which the "
              "SFT model has learnt by heart")
-    for name, split, per_task, profile in (("train", fresh, cfg.prompts_per_task, "train"),
-                                           ("heldout", "val", cfg.heldout_prompts_per_task, "heldout")):
+    sets = (("train", fresh, cfg.prompts_per_task, "train"),
+            ("heldout", "val", cfg.heldout_prompts_per_task, "heldout"))
+    for offset, (name, split, per_task, profile) in enumerate(sets):
         prompts = task_prompts(tasks, split, per_task)
         if not prompts:
             continue
@@ -43,7 +44,7 @@ def run(cfg: ComparisonsConfig) -> Path:
              f"(T={cfg.temperature}) for the {profile} labeler")
         groups = _distinct(prompts, sample_texts(
             model, tokenizer, [p.messages for p in prompts], cfg.k, temperature=cfg.temperature, top_p=cfg.top_p,
-            max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size, seed=cfg.seed + len(name)))
+            max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size, seed=cfg.seed + offset))
         if not groups:
             raise UserError(f"comparisons: every prompt got {cfg.k} identical responses; raise temperature")
         labeler = Labeler(PROFILES[profile]).calibrate([(p.query, r) for p, r in groups], cfg.agreement)

@@ -2,7 +2,6 @@
 start model, whose log-probabilities of every pair are computed once, up front."""
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,14 +9,14 @@ import torch
 
 from instructgpt.config import DPOConfig, UserError, dump_config, require
 from instructgpt.data.comparisons import load_comparisons
-from instructgpt.data.preference import SequenceBatch, encode_completion, encode_prompt, pad_sequences
+from instructgpt.data.packing import SFTBatch, pad_batch
+from instructgpt.data.preference import encode_completion, encode_prompt, step_keys
 from instructgpt.models.build import count_parameters, load_model, pad_id
-from instructgpt.models.parts import lm_parts
 from instructgpt.objectives.dpo import PREFERENCE_LOSSES
-from instructgpt.stages.judge import compare_with_start, load_tasks_dir, save_policy
+from instructgpt.stages.judge import compare_with_start, load_tasks_dir, save_output
+from instructgpt.stages.sft import answer_nll
 from instructgpt.tokenizer.train import load_tokenizer
 from instructgpt.train import fit
-from instructgpt.utils import IGNORE_INDEX
 from instructgpt.utils.logging import MetricsLogger, info
 
 Encoded = tuple[list[int], list[bool]]
@@ -27,7 +26,7 @@ Encoded = tuple[list[int], list[bool]]
 class PairBatch:
     """P pairs: rows 0..P-1 are the chosen completions, rows P..2P-1 the rejected ones."""
 
-    sequences: SequenceBatch
+    sequences: SFTBatch         # data.packing.pad_batch rows
     ref_logprobs: torch.Tensor  # (2P,) summed completion log-probs under the reference
     weights: None = None        # fit divides the summed loss by num_loss_tokens (here: pairs)
 
@@ -54,11 +53,7 @@ def run(cfg: DPOConfig, resume: bool = False) -> Path:
     t = cfg.train
 
     def batches(step: int) -> list[PairBatch]:
-        rng = random.Random(f"{t.seed}:{step * t.batch_size * t.grad_accum // len(pairs)}")
-        order = list(range(len(pairs)))
-        rng.shuffle(order)
-        first = step * t.batch_size * t.grad_accum % len(pairs)
-        keys = [order[(first + i) % len(pairs)] for i in range(t.batch_size * t.grad_accum)]
+        keys = step_keys(len(pairs), t.batch_size * t.grad_accum, step, t.seed)
         return [_batch([pairs[k] for k in keys[i:i + t.batch_size]], ref_logprobs[keys[i:i + t.batch_size]], pad)
                 for i in range(0, len(keys), t.batch_size)]
 
@@ -95,7 +90,7 @@ def run(cfg: DPOConfig, resume: bool = False) -> Path:
             rm = load_score_model(cfg.reward_model).to(start.device)
         report = compare_with_start(model.eval(), start.eval(), rm, tokenizer, load_tasks_dir(cfg.tasks_dir),
                                     cfg.judge)
-    save_policy(out, model, tokenizer, dump_config(cfg), report, result.step)
+    save_output(out, model, tokenizer, dump_config(cfg), report, result.step)
     return out
 
 
@@ -114,18 +109,12 @@ def load_pairs(cfg: DPOConfig, tokenizer) -> list[tuple[Encoded, Encoded]]:
 
 def _batch(pairs: list[tuple[Encoded, Encoded]], ref: torch.Tensor, pad: int) -> PairBatch:
     rows = [c for c, _ in pairs] + [r for _, r in pairs]
-    return PairBatch(pad_sequences(rows, pad), torch.cat([ref[:, 0], ref[:, 1]]))
+    return PairBatch(pad_batch(rows, pad), torch.cat([ref[:, 0], ref[:, 1]]))
 
 
-def sequence_logprobs(model: torch.nn.Module, batch: SequenceBatch) -> torch.Tensor:
-    """(N,) Σ_t log p(completion token t) per row; the output head runs only on completion positions."""
-    decoder, head = lm_parts(model)
-    hidden = decoder(input_ids=batch.input_ids, attention_mask=batch.attention_mask).last_hidden_state
-    keep = batch.labels[:, 1:] != IGNORE_INDEX                                        # (N, T-1)
-    logits = head(hidden[:, :-1][keep]).float()                                       # (K, V)
-    token_logprobs = logits.log_softmax(-1).gather(1, batch.labels[:, 1:][keep][:, None]).squeeze(1)
-    rows = torch.arange(keep.size(0), device=keep.device)[:, None].expand_as(keep)[keep]
-    return torch.zeros(keep.size(0), device=logits.device).index_add(0, rows, token_logprobs)
+def sequence_logprobs(model: torch.nn.Module, batch: SFTBatch) -> torch.Tensor:
+    """(N,) Σ_t log p(completion token t) of each row: minus the SFT answer NLL."""
+    return -answer_nll(model, batch, batch.input_ids.size(0))
 
 
 @torch.no_grad()
@@ -137,7 +126,7 @@ def reference_logprobs(model: torch.nn.Module, pairs: list[tuple[Encoded, Encode
     out = []
     for i in range(0, len(pairs), batch_size):
         chunk = pairs[i:i + batch_size]
-        logprobs = sequence_logprobs(model, pad_sequences([c for c, _ in chunk] + [r for _, r in chunk], pad))
+        logprobs = sequence_logprobs(model, pad_batch([c for c, _ in chunk] + [r for _, r in chunk], pad))
         out.append(torch.stack([logprobs[:len(chunk)], logprobs[len(chunk):]], 1))
     model.train(was_training)
     return torch.cat(out)

@@ -11,13 +11,15 @@ from typing import Sequence
 import torch
 
 from instructgpt.checkpoint import mark_complete, save_hf_folder
-from instructgpt.data.sft import TaskData
-from instructgpt.data.preference import encode_prompt, pad_sequences
+from instructgpt.config import SFTConfig
+from instructgpt.data.sft import TaskData, load_task_data
+from instructgpt.data.packing import pad_batch
+from instructgpt.data.preference import encode_completion, encode_prompt
 from instructgpt.generation import generate
 from instructgpt.models.build import pad_id
 from instructgpt.models.reward import sequence_rewards
 from instructgpt.stages.sft_eval import score_tasks, stop_ids, summarize
-from instructgpt.tasks.labeler import PROFILES, Labeler, Query
+from instructgpt.tasks.labeler import ORACLE, PROFILES, Labeler, Query
 from instructgpt.utils.io import atomic_write_text
 from instructgpt.utils.logging import info
 
@@ -33,9 +35,12 @@ class Prompt:
 
 def load_tasks_dir(path: str) -> list[TaskData]:
     """The tasks of a run's tasks/ folder (written by the tasks stage)."""
-    from instructgpt.config import SFTConfig
-    from instructgpt.data.sft import load_task_data
     return load_task_data(SFTConfig(tasks_dir=path))
+
+
+def fresh_split(tasks: Sequence[TaskData]) -> str:
+    """Where RL prompts come from: the rl split (prompts SFT never saw), else train for older runs."""
+    return "rl" if any(t.splits["rl"] for t in tasks if not t.held_out) else "train"
 
 
 def task_prompts(tasks: Sequence[TaskData], split: str, per_task: int) -> list[Prompt]:
@@ -72,15 +77,16 @@ def sample_texts(model, tokenizer, prompts: Sequence[Sequence[dict[str, str]]], 
 def reward_of(rm, tokenizer, prompts: Sequence[Sequence[dict[str, str]]], responses: Sequence[str],
               max_len: int = 512, batch_size: int = 64) -> list[float]:
     """The RM's score of each (prompt, response), encoded as a rollout is."""
-    from instructgpt.data.preference import encode_completion
+    was_training = rm.training
     rm.eval()
     device = next(rm.parameters()).device
     out: list[float] = []
     for start in range(0, len(prompts), batch_size):
         encoded = [encode_completion(tokenizer, encode_prompt(tokenizer, p), r, max_len)
                    for p, r in zip(prompts[start:start + batch_size], responses[start:start + batch_size])]
-        batch = pad_sequences(encoded, pad_id(tokenizer)).to(device)
+        batch = pad_batch(encoded, pad_id(tokenizer)).to(device)
         out += sequence_rewards(rm, batch.input_ids, batch.attention_mask).tolist()
+    rm.train(was_training)
     return out
 
 
@@ -103,7 +109,6 @@ def compare_with_start(policy, start, rm, tokenizer, tasks: Sequence[TaskData], 
     theirs = [r[0] for r in sample_texts(start, tokenizer, messages, 1, **kwargs)]
     pairs = [(p.query, [a, b]) for p, a, b in zip(prompts, mine, theirs)]
     labeler = Labeler(PROFILES["heldout"]).calibrate(pairs, 0.75)
-    from instructgpt.tasks.labeler import ORACLE
     out = {} if rm is None else {"reward": _mean(reward_of(rm, tokenizer, messages, mine)),
                                  "start_reward": _mean(reward_of(rm, tokenizer, messages, theirs))}
     out |= {"win_rate": _mean([labeler.prefer(q, a, b) for q, (a, b) in pairs]),
@@ -117,8 +122,8 @@ def compare_with_start(policy, start, rm, tokenizer, tasks: Sequence[TaskData], 
     return out
 
 
-def save_policy(out: Path, model, tokenizer, run_yaml: str, report: dict[str, float], step: int) -> None:
-    """The trained policy as an HF folder with its judgement in scores.json, sealed complete."""
+def save_output(out: Path, model, tokenizer, run_yaml: str, report: dict[str, float], step: int) -> None:
+    """A trained RM or policy as an HF folder with its report in scores.json, sealed complete."""
     save_hf_folder(out, model.cpu(), tokenizer, run_yaml)
     atomic_write_text(out / "scores.json", json.dumps(report, indent=1) + "\n")
     if report:

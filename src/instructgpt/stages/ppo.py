@@ -14,14 +14,15 @@ import torch
 from instructgpt.config import PPOConfig, UserError, dump_config, require
 from instructgpt.data.lm import LMBatch, step_rng
 from instructgpt.data.preference import encode_prompt
-from instructgpt.data.records import iter_documents, iter_jsonl, require_fields
+from instructgpt.data.records import iter_jsonl, require_fields
+from instructgpt.data.shards import TokenShard, build_shards
 from instructgpt.models.build import count_parameters, load_model, pad_id
 from instructgpt.models.parts import lm_parts
 from instructgpt.models.reward import load_score_model
 from instructgpt.objectives.lm import causal_lm_loss
 from instructgpt.objectives.ppo import (AdaptiveKLController, FixedKLController, explained_variance, policy_loss,
                                         value_loss)
-from instructgpt.stages.judge import compare_with_start, load_tasks_dir, save_policy, task_prompts
+from instructgpt.stages.judge import compare_with_start, fresh_split, load_tasks_dir, save_output, task_prompts
 from instructgpt.stages.rollout import Rollout, action_logprobs, action_values, make_rollout
 from instructgpt.stages.sft_eval import stop_ids
 from instructgpt.tokenizer.train import load_tokenizer
@@ -84,13 +85,13 @@ def run(cfg: PPOConfig, resume: bool = False) -> Path:
     policy, ref = load_model(cfg.model.path), load_model(cfg.model.path).requires_grad_(False)
     reward_model = load_score_model(cfg.reward_model).requires_grad_(False)
     model = ActorCritic(policy, load_score_model(cfg.reward_model), cfg.ema_decay, cfg.beta)
-    ptx_tokens = _ptx_tokens(cfg, tokenizer) if cfg.ptx_coef > 0 else None
+    ptx_shard = _ptx_shard(cfg, tokenizer, out) if cfg.ptx_coef > 0 else None
     kl_ctl = AdaptiveKLController(cfg.beta, cfg.kl_target, cfg.kl_horizon) if cfg.adaptive_kl \
         else FixedKLController(cfg.beta)
     updates = cfg.ppo_epochs * cfg.minibatches
     info(f"ppo: {len(prompts):,} prompts, {cfg.rollout_batch} per rollout, {updates} update(s) per rollout; "
          f"policy {count_parameters(policy) / 1e6:.1f}M parameters; β={cfg.beta}"
-         + (f"; ptx γ={cfg.ptx_coef}, {cfg.ptx_ratio} pretraining sequences per response" if ptx_tokens is not None
+         + (f"; ptx γ={cfg.ptx_coef}, {cfg.ptx_ratio} pretraining sequences per response" if ptx_shard is not None
             else ""))
     pad, stops = pad_id(tokenizer), stop_ids(tokenizer)
     state: dict = {"rollout": None, "index": -1, "stats": {}, "learn": {}, "t_gen": 0.0, "t_ready": 0.0}
@@ -112,7 +113,7 @@ def run(cfg: PPOConfig, resume: bool = False) -> Path:
         epoch, mb = divmod(update, cfg.minibatches)
         order = torch.randperm(cfg.rollout_batch, generator=torch.Generator().manual_seed(index * 7919 + epoch))
         rows = order[mb::cfg.minibatches]
-        micro = _micro_batches(state["rollout"], rows, cfg, ptx_tokens, step)
+        micro = _micro_batches(state["rollout"], rows, cfg, ptx_shard, step)
         state["t_ready"] = time.perf_counter()
         return micro
 
@@ -168,56 +169,42 @@ def run(cfg: PPOConfig, resume: bool = False) -> Path:
         logger.close()
     final = model.ema if model.ema is not None else model.policy
     report = compare_with_start(final.eval(), ref.eval(), reward_model, tokenizer, tasks, cfg.judge) if tasks else {}
-    save_policy(out, final, tokenizer, dump_config(cfg), report, result.step)
+    save_output(out, final, tokenizer, dump_config(cfg), report, result.step)
     return out
 
 
-def _micro_batches(rollout: Rollout, rows: torch.Tensor, cfg: PPOConfig, ptx_tokens, step: int) -> list[PPOBatch]:
+def _micro_batches(rollout: Rollout, rows: torch.Tensor, cfg: PPOConfig, ptx_shard: TokenShard | None,
+                   step: int) -> list[PPOBatch]:
     """The minibatch's rows in micro-batches of train.batch_size; with PPO-ptx each carries
     pretraining windows, weighted so the step's loss gains γ × their mean token NLL."""
     size = cfg.train.batch_size
     chunks = [rows[i:i + size] for i in range(0, len(rows), size)]
-    ptx = [_ptx_batch(ptx_tokens, max(1, round(cfg.ptx_ratio * len(c))), cfg.ptx_seq_len, step, i, cfg.train.seed)
-           for i, c in enumerate(chunks)] if ptx_tokens is not None else [None] * len(chunks)
+    ptx = [_ptx_batch(ptx_shard, max(1, round(cfg.ptx_ratio * len(c))), cfg.ptx_seq_len, step, i, cfg.train.seed)
+           for i, c in enumerate(chunks)] if ptx_shard is not None else [None] * len(chunks)
     response_tokens = int(rollout.action_mask[rows].sum())
     ptx_total = sum(b.num_loss_tokens for b in ptx if b is not None)
     scale = cfg.ptx_coef * response_tokens / ptx_total if ptx_total else 0.0
     return [PPOBatch(rollout.rows(c), p, scale) for c, p in zip(chunks, ptx)]
 
 
-def _ptx_batch(tokens: np.ndarray, rows: int, seq_len: int, step: int, micro: int, seed: int) -> LMBatch:
-    rng = step_rng(seed, step, micro)
-    starts = rng.integers(0, len(tokens) - seq_len, size=rows)
-    ids = torch.from_numpy(np.stack([tokens[s:s + seq_len] for s in starts]).astype(np.int64))
+def _ptx_batch(shard: TokenShard, rows: int, seq_len: int, step: int, micro: int, seed: int) -> LMBatch:
+    ids = torch.from_numpy(shard.random_windows(step_rng(seed, step, micro), rows, seq_len))
     return LMBatch(ids, ids.clone())
 
 
-def _ptx_tokens(cfg: PPOConfig, tokenizer, max_tokens: int = 4_000_000) -> np.ndarray:
-    """The pretraining corpus as one token stream (documents joined by end of text), up to max_tokens."""
+def _ptx_shard(cfg: PPOConfig, tokenizer, out: Path) -> TokenShard:
+    """The pretraining corpus as token shards (tokenized once, beside the checkpoints)."""
     if not cfg.ptx_corpus:
         raise UserError("ppo: ptx_coef > 0 needs ptx_corpus (the pretraining .txt / .jsonl files)")
-    out: list[int] = []
-    docs: list[str] = []
-    for doc in iter_documents(cfg.ptx_corpus):
-        docs.append(doc)
-        if len(docs) == 512:
-            for ids in tokenizer(docs, add_special_tokens=False)["input_ids"]:
-                out += ids + [tokenizer.eos_token_id]
-            docs = []
-            if len(out) >= max_tokens:
-                break
-    for ids in (tokenizer(docs, add_special_tokens=False)["input_ids"] if docs else []):
-        out += ids + [tokenizer.eos_token_id]
-    if len(out) <= cfg.ptx_seq_len:
-        raise UserError(f"ppo: ptx_corpus holds {len(out)} tokens, fewer than ptx_seq_len={cfg.ptx_seq_len}")
-    return np.asarray(out[:max_tokens], dtype=np.int64)
+    shard, _, _ = build_shards(cfg.ptx_corpus, tokenizer, cfg.tokenizer or cfg.model.path, out / "ptx_shards",
+                               val_fraction=0.01, progress=cfg.train.progress)
+    return shard
 
 
 def _load_prompts(cfg: PPOConfig, tokenizer) -> tuple[list[list[int]], list]:
     """Prompt ids, shuffled once by seed: held-in tasks' rl prompts (else train), then `prompts` files."""
     tasks = load_tasks_dir(cfg.tasks_dir) if cfg.tasks_dir else []
-    split = "rl" if any(t.splits["rl"] for t in tasks if not t.held_out) else "train"
-    messages = [p.messages for p in task_prompts(tasks, split, 10 ** 9)]
+    messages = [p.messages for p in task_prompts(tasks, fresh_split(tasks), 10 ** 9)]
     for path in cfg.prompts:
         for lineno, record in iter_jsonl(path):
             require_fields(record, ["prompt"], f"{path}:{lineno}")

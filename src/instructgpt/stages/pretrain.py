@@ -10,8 +10,7 @@ import torch
 from instructgpt.checkpoint import mark_complete, save_hf_folder
 from instructgpt.config import PretrainConfig, UserError, dump_config, require
 from instructgpt.data.lm import LMBatch, mask_tokens, step_rng
-from instructgpt.data.records import iter_documents
-from instructgpt.data.shards import corpus_fingerprint, load_shards, shards_ready, write_shards
+from instructgpt.data.shards import build_shards
 from instructgpt.models.build import build_model, count_parameters
 from instructgpt.objectives import causal_lm_loss, masked_lm_loss
 from instructgpt.tokenizer.train import load_tokenizer
@@ -71,12 +70,8 @@ def run(cfg: PretrainConfig, resume: bool = False) -> Path:
 
 def prepare_shards(cfg: PretrainConfig, tokenizer, tokenizer_path: str, shards_dir: Path):
     """(train shard, val shard, unigram entropy), tokenizing the corpus only when it changed."""
-    fingerprint = corpus_fingerprint(cfg.corpus, str(Path(tokenizer_path).resolve()), cfg.val_fraction)
-    if not shards_ready(shards_dir, fingerprint):
-        info(f"pretrain: tokenizing {len(cfg.corpus)} corpus file(s) into {shards_dir}")
-        write_shards(iter_documents(cfg.corpus), tokenizer, shards_dir, cfg.val_fraction, fingerprint,
-                     progress=cfg.train.progress)
-    train_shard, val_shard, meta = load_shards(shards_dir)
+    train_shard, val_shard, meta = build_shards(cfg.corpus, tokenizer, tokenizer_path, shards_dir, cfg.val_fraction,
+                                                cfg.train.progress)
     entropy = meta["unigram_entropy_nats"]
     info(f"pretrain: {meta['train_tokens']:,} train / {meta['val_tokens']:,} val tokens; "
          f"unigram entropy {entropy:.3f} nats/token")

@@ -2,24 +2,20 @@
 all C(K,2) pairs of a prompt in one batch element, one forward per completion) and pairs."""
 from __future__ import annotations
 
-import json
-import random
 from pathlib import Path
 
 import torch
 
-from instructgpt.checkpoint import mark_complete, save_hf_folder
 from instructgpt.config import RewardConfig, UserError, dump_config, require
 from instructgpt.config.schema import PreferenceData
 from instructgpt.data.comparisons import Comparison, load_comparisons
-from instructgpt.data.preference import RewardBatch, reward_batch
+from instructgpt.data.preference import RewardBatch, reward_batch, step_keys
 from instructgpt.models.build import count_parameters, pad_id
 from instructgpt.models.reward import load_score_model, sequence_rewards
 from instructgpt.objectives.reward import ranking_loss
-from instructgpt.stages.judge import reward_of
+from instructgpt.stages.judge import reward_of, save_output
 from instructgpt.tokenizer.train import load_tokenizer
 from instructgpt.train import fit
-from instructgpt.utils.io import atomic_write_text
 from instructgpt.utils.logging import MetricsLogger, info
 
 
@@ -39,7 +35,7 @@ def run(cfg: RewardConfig, resume: bool = False) -> Path:
     per_step = t.batch_size * t.grad_accum
 
     def batches(step: int) -> list[RewardBatch]:
-        keys = _step_keys(len(train), per_step, step, t.seed)
+        keys = step_keys(len(train), per_step, step, t.seed)
         return [reward_batch([train[i] for i in keys[j:j + t.batch_size]], tokenizer, cfg.max_len, pad, j)
                 for j in range(0, len(keys), t.batch_size)]
 
@@ -50,12 +46,13 @@ def run(cfg: RewardConfig, resume: bool = False) -> Path:
 
     def step_fn(model: torch.nn.Module, batch: RewardBatch) -> tuple[torch.Tensor, int]:
         loss, n, metrics = reward_step(model, batch)
-        for key in ("accuracy", "pairs"):
-            seen[key] = seen.get(key, 0.0) + float(metrics[key] * (metrics["pairs"] if key == "accuracy" else 1))
+        pairs = float(metrics["pairs"])
+        seen["right"] = seen.get("right", 0.0) + float(metrics["accuracy"]) * pairs
+        seen["pairs"] = seen.get("pairs", 0.0) + pairs
         return loss, n
 
     def after_step(step: int) -> dict[str, float]:
-        out = {"rm/train_accuracy": seen.get("accuracy", 0.0) / max(seen.get("pairs", 0.0), 1.0)}
+        out = {"rm/train_accuracy": seen.get("right", 0.0) / max(seen.get("pairs", 0.0), 1.0)}
         seen.clear()
         return out
 
@@ -69,11 +66,8 @@ def run(cfg: RewardConfig, resume: bool = False) -> Path:
     if cfg.demonstrations:
         model.config.reward_bias = -_demonstration_mean(model, tokenizer, train, cfg.max_len)
         info(f"reward: bias {model.config.reward_bias:+.4f} puts the demonstrations' mean score at 0")
-    report = {**result.last_eval, "reward_bias": model.config.reward_bias}
-    save_hf_folder(out, model, tokenizer, dump_config(cfg))
-    atomic_write_text(out / "scores.json", json.dumps(report, indent=1) + "\n")
-    info("reward: " + ", ".join(f"{k}={v:.4f}" for k, v in report.items()))
-    mark_complete(out, step=result.step, **report)
+    save_output(out, model, tokenizer, dump_config(cfg), {**result.last_eval, "reward_bias": model.config.reward_bias},
+                result.step)
     return out
 
 
@@ -107,37 +101,16 @@ def _name(path: str) -> str:
     return Path(path).name.split(".")[0]
 
 
-def _step_keys(n: int, per_step: int, step: int, seed: int) -> list[int]:
-    """The record indices of optimizer step `step`: epochs of a seeded shuffle, cut into steps."""
-    start = step * per_step
-    keys: list[int] = []
-    while len(keys) < per_step:
-        epoch, offset = divmod(start + len(keys), n)
-        order = list(range(n))
-        random.Random(f"{seed}:{epoch}").shuffle(order)
-        keys += order[offset:offset + per_step - len(keys)]
-    return keys
-
-
-@torch.no_grad()
-def accuracy(model: torch.nn.Module, tokenizer, comparisons: list[Comparison], max_len: int,
-             batch_size: int = 32) -> float:
+def accuracy(model: torch.nn.Module, tokenizer, comparisons: list[Comparison], max_len: int) -> float:
     """Fraction of untied pairs whose better completion the RM scores higher."""
-    was_training = model.training
-    model.eval()
-    right = total = 0
-    device = next(model.parameters()).device
-    for start in range(0, len(comparisons), batch_size):
-        chunk = comparisons[start:start + batch_size]
-        batch = reward_batch(chunk, tokenizer, max_len, pad_id(tokenizer)).to(device)
-        rewards = sequence_rewards(model, batch.sequences.input_ids, batch.sequences.attention_mask).tolist()
-        first = 0
-        for c in chunk:
-            for w, l in c.pairs():
-                right += rewards[first + w] > rewards[first + l]
-                total += 1
-            first += len(c.completions)
-    model.train(was_training)
+    rewards = reward_of(model, tokenizer, [c.prompt for c in comparisons for _ in c.completions],
+                        [text for c in comparisons for text in c.completions], max_len)
+    right = total = first = 0
+    for c in comparisons:
+        for w, l in c.pairs():
+            right += rewards[first + w] > rewards[first + l]
+            total += 1
+        first += len(c.completions)
     return right / total if total else float("nan")
 
 

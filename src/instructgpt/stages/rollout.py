@@ -9,7 +9,7 @@ import torch
 
 from instructgpt.generation import generate
 from instructgpt.generation.decode import left_pad
-from instructgpt.models.parts import lm_parts
+from instructgpt.models.parts import lm_parts, position_ids
 from instructgpt.models.reward import sequence_rewards, token_scores
 from instructgpt.objectives.ppo import gae, kl_penalized_rewards, whiten
 
@@ -48,17 +48,13 @@ class Rollout:
         return replace(self, **{f.name: getattr(self, f.name).to(device) for f in fields(self)})
 
 
-def positions(attention_mask: torch.Tensor) -> torch.Tensor:
-    return (attention_mask.cumsum(-1) - 1).clamp(min=0)
-
-
 def action_logprobs(model, sequences: torch.Tensor, attention_mask: torch.Tensor, num_actions: int,
                     with_entropy: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(B, A) log π(a_t | s_t) of the last `num_actions` tokens; the head runs on those positions only.
     With `with_entropy`, also the (B, A) entropy of π(· | s_t)."""
     decoder, head = lm_parts(model)
     hidden = decoder(input_ids=sequences, attention_mask=attention_mask,
-                     position_ids=positions(attention_mask)).last_hidden_state          # (B, T, H)
+                     position_ids=position_ids(attention_mask)).last_hidden_state          # (B, T, H)
     logits = head(hidden[:, -num_actions - 1:-1]).float()                              # (B, A, V)
     logp = logits.log_softmax(-1)
     chosen = logp.gather(-1, sequences[:, -num_actions:, None]).squeeze(-1)             # (B, A)
@@ -69,7 +65,7 @@ def action_logprobs(model, sequences: torch.Tensor, attention_mask: torch.Tensor
 def action_values(value_model, sequences: torch.Tensor, attention_mask: torch.Tensor, num_actions: int
                   ) -> torch.Tensor:
     """(B, A) V(s_t): the value head at the token before each action."""
-    values = token_scores(value_model, sequences, attention_mask, positions(attention_mask))  # (B, T)
+    values = token_scores(value_model, sequences, attention_mask, position_ids(attention_mask))  # (B, T)
     return values[:, -num_actions - 1:-1]
 
 

@@ -83,15 +83,19 @@ def run(cfg: SFTConfig, resume: bool = False) -> Path:
 
 
 def sft_step(model: torch.nn.Module, batch: SFTBatch) -> tuple[torch.Tensor, int]:
-    """Σ_e w_e · S_e over this micro-batch's examples (weights from the whole step); the output
-    head runs only where a token carries loss."""
+    """Σ_e w_e · S_e over this micro-batch's examples (weights from the whole step)."""
+    return weighted_loss(answer_nll(model, batch, batch.weights.numel()), batch.weights), batch.input_ids.numel()
+
+
+def answer_nll(model: torch.nn.Module, batch: SFTBatch, num_examples: int) -> torch.Tensor:
+    """(num_examples,) S_e, the summed NLL of each example's answer tokens (indexed by
+    batch.example_index); the output head runs only where a token carries loss."""
     decoder, head = lm_parts(model)
     hidden = decoder(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
                      position_ids=batch.position_ids).last_hidden_state      # (B, T, H)
     keep, targets, owners = loss_positions(batch.labels, batch.example_index)
     logits = head(hidden[:, :-1][keep])                                     # (K, V)
-    sums, _ = example_losses_at(logits, targets, owners, batch.weights.numel())
-    return weighted_loss(sums, batch.weights), batch.input_ids.numel()
+    return example_losses_at(logits, targets, owners, num_examples)[0]
 
 
 def plan_steps(encoded: dict[str, list], cfg: SFTConfig) -> list[list[list[Key]]]:

@@ -10,8 +10,8 @@ from instructgpt.config.schema import TasksConfig
 from instructgpt.tasks.loaders import load_task_paths
 from instructgpt.tasks.task import BuiltinTask, Example, Task
 
-SPLITS = ("train", "val", "test", "rl")
-RL_SEED_OFFSET = 1_000_003  # the rl split is drawn with its own seed, so adding it changes no other split  # rl: prompts the SFT model never saw, for comparisons and PPO
+SPLITS = ("train", "val", "test", "rl")  # rl: prompts the SFT model never sees, for comparisons and PPO
+RL_SEED_OFFSET = 1_000_003  # the rl split is drawn with its own seed, so adding it changes no other split
 
 
 def builtin_tasks() -> dict[str, BuiltinTask]:
