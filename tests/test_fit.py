@@ -51,3 +51,28 @@ def test_micro_batch_split_gives_same_weights(tmp_path):
     losses = [r["train/loss"] for r in read_metrics(tmp_path / "m1.jsonl")]
     assert losses == pytest.approx([r["train/loss"] for r in read_metrics(tmp_path / "m8.jsonl")], abs=1e-5)
     assert losses[-1] < losses[0]
+
+
+def test_step_statistics_are_summed_over_micro_batches_and_logged_by_after_step(tmp_path):
+    ids, labels = data()
+    batches = lambda step: [LMBatch(ids[i * 2:(i + 1) * 2], labels[i * 2:(i + 1) * 2]) for i in range(4)]  # noqa: E731
+
+    def step_fn(m, b):
+        loss, n = causal_lm_loss(m(b.input_ids), b.labels)
+        return loss, b.input_ids.numel(), {"rows": b.input_ids.size(0), "loss_tokens": n}
+
+    seen = []
+
+    def after_step(step, sums):
+        seen.append((step, sums))
+        return {"test/rows_per_token": sums["rows"] / sums["loss_tokens"]}
+
+    cfg = TrainConfig(max_steps=2, batch_size=2, grad_accum=4, device="cpu", progress=False, log_every=1, save_every=0)
+    logger = MetricsLogger(tmp_path / "m.jsonl")
+    fit(TinyLM(), step_fn, batches, cfg, OptimConfig(lr=0.05, warmup_steps=0), tmp_path / "run", logger,
+        after_step=after_step)
+    logger.close()
+    tokens = int((labels[:, 1:] != IGNORE_INDEX).sum())
+    assert seen == [(1, {"rows": 8.0, "loss_tokens": float(tokens)}), (2, {"rows": 8.0, "loss_tokens": float(tokens)})]
+    logged = [r["test/rows_per_token"] for r in read_metrics(tmp_path / "m.jsonl")]
+    assert logged == pytest.approx([8 / tokens] * 2)

@@ -57,23 +57,17 @@ def run(cfg: DPOConfig, resume: bool = False) -> Path:
         return [_batch([pairs[k] for k in keys[i:i + t.batch_size]], ref_logprobs[keys[i:i + t.batch_size]], pad)
                 for i in range(0, len(keys), t.batch_size)]
 
-    seen: dict[str, float] = {}
-
-    def dpo_step(model: torch.nn.Module, batch: PairBatch) -> tuple[torch.Tensor, int]:
+    def dpo_step(model: torch.nn.Module, batch: PairBatch) -> tuple[torch.Tensor, int, dict[str, float]]:
         logprobs = sequence_logprobs(model, batch.sequences)                         # (2P,)
         P = batch.num_loss_tokens
         loss, metrics = loss_fn(logprobs[:P], logprobs[P:], batch.ref_logprobs[:P], batch.ref_logprobs[P:], cfg.beta)
-        for key, value in (("margin", metrics["margin"] * P), ("accuracy", metrics["accuracy"] * P),
-                           ("chosen_logprob", logprobs[:P].detach().sum()),
-                           ("rejected_logprob", logprobs[P:].detach().sum()), ("pairs", P)):
-            seen[key] = seen.get(key, 0.0) + float(value)
-        return loss, batch.sequences.input_ids.numel()
+        sums = {"margin": float(metrics["margin"]) * P, "accuracy": float(metrics["accuracy"]) * P,
+                "chosen_logprob": float(logprobs[:P].detach().sum()),
+                "rejected_logprob": float(logprobs[P:].detach().sum()), "pairs": P}
+        return loss, batch.sequences.input_ids.numel(), sums
 
-    def after_step(step: int) -> dict[str, float]:
-        n = max(seen.pop("pairs", 0.0), 1.0)
-        out = {f"dpo/{k}": v / n for k, v in seen.items()}
-        seen.clear()
-        return out
+    def after_step(step: int, sums: dict[str, float]) -> dict[str, float]:
+        return {f"dpo/{k}": v / max(sums["pairs"], 1.0) for k, v in sums.items() if k != "pairs"}
 
     logger = MetricsLogger(out.parent / "metrics" / f"{out.name}.jsonl", out.parent / "tb" / out.name)
     try:

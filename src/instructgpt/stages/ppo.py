@@ -94,7 +94,7 @@ def run(cfg: PPOConfig, resume: bool = False) -> Path:
          + (f"; ptx γ={cfg.ptx_coef}, {cfg.ptx_ratio} pretraining sequences per response" if ptx_shard is not None
             else ""))
     pad, stops = pad_id(tokenizer), stop_ids(tokenizer)
-    state: dict = {"rollout": None, "index": -1, "stats": {}, "learn": {}, "t_gen": 0.0, "t_ready": 0.0}
+    state: dict = {"rollout": None, "index": -1, "stats": {}, "t_gen": 0.0, "t_ready": 0.0}
 
     def batches(step: int) -> list[PPOBatch]:
         index, update = divmod(step, updates)
@@ -117,7 +117,7 @@ def run(cfg: PPOConfig, resume: bool = False) -> Path:
         state["t_ready"] = time.perf_counter()
         return micro
 
-    def ppo_step(model: ActorCritic, batch: PPOBatch) -> tuple[torch.Tensor, int]:
+    def ppo_step(model: ActorCritic, batch: PPOBatch) -> tuple[torch.Tensor, int, dict[str, float]]:
         r = batch.rollout
         A = r.action_mask.size(1)
         logprobs, _ = action_logprobs(model.policy, r.sequences, r.attention_mask, A)
@@ -125,39 +125,36 @@ def run(cfg: PPOConfig, resume: bool = False) -> Path:
         pg, pg_stats = policy_loss(logprobs, r.logprobs, r.advantages, r.action_mask, cfg.clip)
         vf, vf_stats = value_loss(values, r.values, r.returns, r.action_mask, cfg.value_clip)
         loss = pg + cfg.vf_coef * vf
-        learn = state["learn"]
-        for key, value in (("pg", pg), ("vf", vf), ("clipped", pg_stats["clipped"]), ("vf_clipped", vf_stats["clipped"]),
-                           ("approx_kl", pg_stats["approx_kl"]), ("tokens", pg_stats["tokens"])):
-            learn[key] = learn.get(key, 0.0) + float(value.detach())
-        learn.setdefault("ev", []).append(explained_variance(values.detach(), r.returns, r.action_mask))
+        ev = explained_variance(values.detach(), r.returns, r.action_mask)
+        sums = {"pg": float(pg.detach()), "vf": float(vf.detach()), "clipped": float(pg_stats["clipped"]),
+                "vf_clipped": float(vf_stats["clipped"]), "approx_kl": float(pg_stats["approx_kl"]),
+                "tokens": float(pg_stats["tokens"]), "ev": 0.0 if np.isnan(ev) else ev, "ev_n": float(not np.isnan(ev))}
         if batch.ptx is not None:
             decoder, head = lm_parts(model.policy)
             hidden = decoder(input_ids=batch.ptx.input_ids).last_hidden_state
             nll, n = causal_lm_loss(head(hidden), batch.ptx.labels)
             loss = loss + batch.ptx_scale * nll
-            learn["ptx"], learn["ptx_tokens"] = learn.get("ptx", 0.0) + float(nll.detach()), learn.get("ptx_tokens", 0) + n
-        return loss, r.sequences.numel()
+            sums |= {"ptx": float(nll.detach()), "ptx_tokens": n}
+        return loss, r.sequences.numel(), sums
 
-    def after_step(step: int) -> dict[str, float]:
+    def after_step(step: int, sums: dict[str, float]) -> dict[str, float]:
         started = time.perf_counter()
         learn_s = started - state["t_ready"]
         if model.ema is not None:
             model.update_ema(cfg.ema_decay)
-        stats, learn = dict(state["stats"]), state["learn"]
-        state["learn"] = {}
+        stats = dict(state["stats"])
         if step % updates == 0:  # the rollout is used up: adapt β to its KL
             kl_ctl.update(stats["ppo/kl"], cfg.rollout_batch)
             model.beta.fill_(kl_ctl.value)
-        t = max(learn.get("tokens", 0.0), 1.0)
-        stats.update({"ppo/policy_loss": learn.get("pg", 0.0) / t, "ppo/value_loss": learn.get("vf", 0.0) / t,
-                      "ppo/clip_fraction": learn.get("clipped", 0.0) / t,
-                      "ppo/value_clip_fraction": learn.get("vf_clipped", 0.0) / t,
-                      "ppo/approx_kl": learn.get("approx_kl", 0.0) / t,
-                      "ppo/explained_variance": float(np.nanmean(learn["ev"])) if learn.get("ev") else float("nan"),
+        t = max(sums["tokens"], 1.0)
+        stats.update({"ppo/policy_loss": sums["pg"] / t, "ppo/value_loss": sums["vf"] / t,
+                      "ppo/clip_fraction": sums["clipped"] / t, "ppo/value_clip_fraction": sums["vf_clipped"] / t,
+                      "ppo/approx_kl": sums["approx_kl"] / t,
+                      "ppo/explained_variance": sums["ev"] / sums["ev_n"] if sums["ev_n"] else float("nan"),
                       "ppo/time_generate_s": state["t_gen"], "ppo/time_learn_s": learn_s,
                       "ppo/time_other_s": time.perf_counter() - started})
-        if "ptx" in learn:
-            stats["ppo/ptx_loss"] = learn["ptx"] / max(learn["ptx_tokens"], 1)
+        if "ptx" in sums:
+            stats["ppo/ptx_loss"] = sums["ptx"] / max(sums["ptx_tokens"], 1)
         state["t_gen"] = 0.0
         return stats
 

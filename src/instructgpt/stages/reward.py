@@ -42,23 +42,12 @@ def run(cfg: RewardConfig, resume: bool = False) -> Path:
     def evaluate(model: torch.nn.Module) -> dict[str, float]:
         return {f"rm/accuracy/{name}": accuracy(model, tokenizer, data, cfg.max_len) for name, data in evals.items()}
 
-    seen: dict[str, float] = {}
-
-    def step_fn(model: torch.nn.Module, batch: RewardBatch) -> tuple[torch.Tensor, int]:
-        loss, n, metrics = reward_step(model, batch)
-        pairs = float(metrics["pairs"])
-        seen["right"] = seen.get("right", 0.0) + float(metrics["accuracy"]) * pairs
-        seen["pairs"] = seen.get("pairs", 0.0) + pairs
-        return loss, n
-
-    def after_step(step: int) -> dict[str, float]:
-        out = {"rm/train_accuracy": seen.get("right", 0.0) / max(seen.get("pairs", 0.0), 1.0)}
-        seen.clear()
-        return out
+    def after_step(step: int, sums: dict[str, float]) -> dict[str, float]:
+        return {"rm/train_accuracy": sums["right"] / max(sums["pairs"], 1.0)}
 
     logger = MetricsLogger(out.parent / "metrics" / f"{out.name}.jsonl", out.parent / "tb" / out.name)
     try:
-        result = fit(model, step_fn, batches, t, cfg.optim, out, logger, evaluate=evaluate if evals else None,
+        result = fit(model, reward_step, batches, t, cfg.optim, out, logger, evaluate=evaluate if evals else None,
                      resume=resume, desc="reward", after_step=after_step)
     finally:
         logger.close()
@@ -71,12 +60,15 @@ def run(cfg: RewardConfig, resume: bool = False) -> Path:
     return out
 
 
-def reward_step(model: torch.nn.Module, batch: RewardBatch) -> tuple[torch.Tensor, int, dict[str, torch.Tensor]]:
-    """The ranking loss summed over the micro-batch's prompts (fit divides by the step's prompts)."""
+def reward_step(model: torch.nn.Module, batch: RewardBatch) -> tuple[torch.Tensor, int, dict[str, float]]:
+    """The ranking loss summed over the micro-batch's prompts (fit divides by the step's prompts),
+    and the pairs it ordered right."""
     s = batch.sequences
     rewards = sequence_rewards(model, s.input_ids, s.attention_mask)                 # (N,)
     loss, metrics = ranking_loss(rewards, batch.group_ids, batch.ranks)
-    return loss * metrics["groups"].to(loss.device), s.input_ids.numel(), metrics
+    pairs = float(metrics["pairs"])
+    return (loss * metrics["groups"].to(loss.device), s.input_ids.numel(),
+            {"right": float(metrics["accuracy"]) * pairs, "pairs": pairs})
 
 
 def load_sets(train: list[PreferenceData], evals: list[PreferenceData]

@@ -29,8 +29,9 @@ class Batch(Protocol):
     def to(self, device: torch.device) -> "Batch": ...
 
 
-# step_fn(model, batch) -> (loss, tokens processed): a summed loss, or a weighted one (Batch.weights).
-StepFn = Callable[[torch.nn.Module, Any], tuple[torch.Tensor, int]]
+# step_fn(model, batch) -> (loss, tokens processed[, sums]): a summed loss, or a weighted one
+# (Batch.weights); `sums` are statistics (floats) that fit adds up over the step's micro-batches.
+StepFn = Callable[[torch.nn.Module, Any], tuple]
 
 
 @dataclass
@@ -44,15 +45,16 @@ def fit(model: torch.nn.Module, step_fn: StepFn, batches_for_step: Callable[[int
         train: TrainConfig, optim: OptimConfig, out_dir: str | Path, logger: MetricsLogger, *,
         evaluate: Callable[[torch.nn.Module], dict[str, float]] | None = None,
         resume: bool = False, flops_per_token: float | None = None, desc: str = "train",
-        after_step: Callable[[int], dict[str, float]] | None = None) -> FitResult:
+        after_step: Callable[[int, dict[str, float]], dict[str, float]] | None = None) -> FitResult:
     """Train `model` for `train.max_steps` optimizer steps.
 
     `batches_for_step(step)` returns the `train.grad_accum` micro-batches of that step and must
     depend only on `step` (so a resumed run sees the same data). The loss of a step is the sum
     of every micro-batch's summed loss divided by the step's total loss tokens (or, for batches
     carrying step-level `weights`, the sum of their weighted losses), so any split into
-    micro-batches gives the same gradient. `after_step(step)` runs after each optimizer step
-    (PPO's EMA and KL controller); the metrics it returns are logged with the step's.
+    micro-batches gives the same gradient. `after_step(step, sums)` runs after each optimizer
+    step (PPO's EMA and KL controller) with the step's summed step_fn statistics; the metrics it
+    returns are logged with the step's when the step is logged.
     """
     device = resolve_device(train.device)
     set_seed(train.seed)
@@ -82,13 +84,13 @@ def fit(model: torch.nn.Module, step_fn: StepFn, batches_for_step: Callable[[int
     try:
         for step in range(result.step, train.max_steps):
             started = time.perf_counter()
-            loss, loss_tokens, processed, grad_norm = _train_step(
+            loss, loss_tokens, processed, grad_norm, sums = _train_step(
                 model, step_fn, batches_for_step(step), optimizer, train, optim.grad_clip, device)
             scheduler.step()
             window_s += time.perf_counter() - started
             result.step = done = step + 1
             window_tokens += processed
-            extra = after_step(done) if after_step else {}
+            extra = after_step(done, sums) if after_step else {}
             if done % train.log_every == 0 or done == train.max_steps:
                 metrics = {**extra, "train/loss": loss, "train/lr": scheduler.get_last_lr()[0],
                            "train/grad_norm": grad_norm, "train/loss_tokens": loss_tokens,
@@ -116,20 +118,23 @@ def fit(model: torch.nn.Module, step_fn: StepFn, batches_for_step: Callable[[int
 
 
 def _train_step(model, step_fn: StepFn, micro_batches: list, optimizer, train: TrainConfig,
-                grad_clip: float, device: torch.device) -> tuple[float, int, int, float]:
-    """One optimizer step over the micro-batches: (mean loss per token, loss tokens, tokens, grad norm)."""
+                grad_clip: float, device: torch.device) -> tuple[float, int, int, float, dict[str, float]]:
+    """One optimizer step over the micro-batches: (mean loss per token, loss tokens, tokens, grad norm,
+    step_fn statistics summed over the micro-batches)."""
     model.train()
     loss_tokens = sum(b.num_loss_tokens for b in micro_batches)
     if loss_tokens == 0:
         raise ValueError("a training step has no tokens that carry loss; check the data and the loss mask")
     divisor = 1 if micro_batches[0].weights is not None else loss_tokens
-    total, processed = 0.0, 0
+    total, processed, sums = 0.0, 0, {}
     for batch in micro_batches:
         with autocast(device, train.precision):
-            loss, n = step_fn(model, batch.to(device))
+            loss, n, *stats = step_fn(model, batch.to(device))
         (loss / divisor).backward()
         total += loss.item()
         processed += n
+        for key, value in (stats[0] if stats else {}).items():
+            sums[key] = sums.get(key, 0.0) + float(value)
     if not math.isfinite(total):
         raise FloatingPointError(f"loss is {total}; lower optim.lr or use precision=fp32")
     params = [p for p in model.parameters() if p.grad is not None]
@@ -137,7 +142,7 @@ def _train_step(model, step_fn: StepFn, micro_batches: list, optimizer, train: T
     grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm=grad_clip if grad_clip > 0 else math.inf)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    return total / divisor, loss_tokens, processed, float(grad_norm)
+    return total / divisor, loss_tokens, processed, float(grad_norm), sums
 
 
 @torch.no_grad()
