@@ -5,6 +5,7 @@ reward (the RM stage sets it so the demonstrations score 0 on average)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import torch
 
@@ -60,3 +61,20 @@ def sequence_rewards(model: torch.nn.Module, input_ids: torch.Tensor, attention_
     scores = token_scores(model, input_ids, attention_mask, position_ids(attention_mask))              # (N, T)
     last = attention_mask.size(1) - 1 - attention_mask.flip(1).argmax(1)             # (N,)
     return scores[torch.arange(scores.size(0), device=scores.device), last]
+
+
+@torch.no_grad()
+def score_sequences(model: torch.nn.Module, sequences: Sequence[Sequence[int]], pad_id: int, batch_size: int = 64
+                    ) -> list[float]:
+    """The score of each whole token sequence (prompt + response), in batches."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    out: list[float] = []
+    for start in range(0, len(sequences), batch_size):
+        chunk = [torch.tensor(list(s), dtype=torch.long) for s in sequences[start:start + batch_size]]
+        ids = torch.nn.utils.rnn.pad_sequence(chunk, batch_first=True, padding_value=pad_id).to(device)
+        mask = torch.nn.utils.rnn.pad_sequence([torch.ones_like(c) for c in chunk], batch_first=True).to(device)
+        out += sequence_rewards(model, ids, mask).tolist()
+    model.train(was_training)
+    return out

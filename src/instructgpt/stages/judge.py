@@ -8,18 +8,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-import torch
-
 from instructgpt.checkpoint import mark_complete, save_hf_folder
 from instructgpt.config import SFTConfig
 from instructgpt.data.sft import TaskData, load_task_data
-from instructgpt.data.packing import pad_batch
 from instructgpt.data.preference import encode_completion, encode_prompt
-from instructgpt.generation import generate
+from instructgpt.generation import sample_many
 from instructgpt.models.build import pad_id
-from instructgpt.models.reward import sequence_rewards
-from instructgpt.stages.sft_eval import score_tasks, stop_ids, summarize
+from instructgpt.models.reward import score_sequences
+from instructgpt.stages.sft_eval import score_tasks, summarize
 from instructgpt.tasks.labeler import ORACLE, PROFILES, Labeler, Query
+from instructgpt.tokenizer.chat import stop_ids
 from instructgpt.utils.io import atomic_write_text
 from instructgpt.utils.logging import info
 
@@ -56,38 +54,21 @@ def task_prompts(tasks: Sequence[TaskData], split: str, per_task: int) -> list[P
     return out
 
 
-@torch.no_grad()
 def sample_texts(model, tokenizer, prompts: Sequence[Sequence[dict[str, str]]], n: int, *, temperature: float,
                  max_new_tokens: int, batch_size: int, seed: int, top_p: float = 1.0) -> list[list[str]]:
     """`n` responses to each prompt (temperature 0 = greedy), deterministic in `seed`."""
-    was_training = model.training
-    model.eval()
-    generator = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
-    ids = [encode_prompt(tokenizer, p) for p in prompts for _ in range(n)]
-    texts: list[str] = []
-    for start in range(0, len(ids), batch_size):
-        gen = generate(model, ids[start:start + batch_size], pad_id=pad_id(tokenizer), stop_ids=stop_ids(tokenizer),
-                       max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, generator=generator)
-        texts += gen.texts(tokenizer)
-    model.train(was_training)
-    return [texts[i * n:(i + 1) * n] for i in range(len(prompts))]
+    samples = sample_many(model, tokenizer, [encode_prompt(tokenizer, p) for p in prompts], n=n,
+                          pad_id=pad_id(tokenizer), stop_ids=stop_ids(tokenizer), max_new_tokens=max_new_tokens,
+                          batch_size=batch_size, temperature=temperature, top_p=top_p, seed=seed)
+    return [[s.text for s in row] for row in samples]
 
 
-@torch.no_grad()
 def reward_of(rm, tokenizer, prompts: Sequence[Sequence[dict[str, str]]], responses: Sequence[str],
               max_len: int = 512, batch_size: int = 64) -> list[float]:
     """The RM's score of each (prompt, response), encoded as a rollout is."""
-    was_training = rm.training
-    rm.eval()
-    device = next(rm.parameters()).device
-    out: list[float] = []
-    for start in range(0, len(prompts), batch_size):
-        encoded = [encode_completion(tokenizer, encode_prompt(tokenizer, p), r, max_len)
-                   for p, r in zip(prompts[start:start + batch_size], responses[start:start + batch_size])]
-        batch = pad_batch(encoded, pad_id(tokenizer)).to(device)
-        out += sequence_rewards(rm, batch.input_ids, batch.attention_mask).tolist()
-    rm.train(was_training)
-    return out
+    encoded = [encode_completion(tokenizer, encode_prompt(tokenizer, p), r, max_len)[0]
+               for p, r in zip(prompts, responses)]
+    return score_sequences(rm, encoded, pad_id(tokenizer), batch_size)
 
 
 def compare_with_start(policy, start, rm, tokenizer, tasks: Sequence[TaskData], judge, batch_size: int = 64,

@@ -17,14 +17,14 @@ from instructgpt.data.preference import encode_prompt
 from instructgpt.data.records import iter_jsonl, require_fields
 from instructgpt.data.shards import TokenShard, build_shards
 from instructgpt.models.build import count_parameters, load_model, pad_id
-from instructgpt.models.parts import lm_parts
+from instructgpt.models.parts import action_logprobs, lm_parts
 from instructgpt.models.reward import load_score_model
 from instructgpt.objectives.lm import causal_lm_loss
 from instructgpt.objectives.ppo import (AdaptiveKLController, FixedKLController, explained_variance, policy_loss,
                                         value_loss)
 from instructgpt.stages.judge import compare_with_start, fresh_split, load_tasks_dir, save_output, task_prompts
-from instructgpt.stages.rollout import Rollout, action_logprobs, action_values, make_rollout
-from instructgpt.stages.sft_eval import stop_ids
+from instructgpt.stages.rollout import Rollout, action_values, make_rollout
+from instructgpt.tokenizer.chat import stop_ids
 from instructgpt.tokenizer.train import load_tokenizer
 from instructgpt.train import fit
 from instructgpt.utils.logging import MetricsLogger, info

@@ -9,7 +9,7 @@ import torch
 
 from instructgpt.generation import generate
 from instructgpt.generation.decode import left_pad
-from instructgpt.models.parts import lm_parts, position_ids
+from instructgpt.models.parts import action_logprobs, position_ids
 from instructgpt.models.reward import sequence_rewards, token_scores
 from instructgpt.objectives.ppo import gae, kl_penalized_rewards, whiten
 
@@ -46,20 +46,6 @@ class Rollout:
 
     def to(self, device: torch.device) -> "Rollout":
         return replace(self, **{f.name: getattr(self, f.name).to(device) for f in fields(self)})
-
-
-def action_logprobs(model, sequences: torch.Tensor, attention_mask: torch.Tensor, num_actions: int,
-                    with_entropy: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(B, A) log π(a_t | s_t) of the last `num_actions` tokens; the head runs on those positions only.
-    With `with_entropy`, also the (B, A) entropy of π(· | s_t)."""
-    decoder, head = lm_parts(model)
-    hidden = decoder(input_ids=sequences, attention_mask=attention_mask,
-                     position_ids=position_ids(attention_mask)).last_hidden_state          # (B, T, H)
-    logits = head(hidden[:, -num_actions - 1:-1]).float()                              # (B, A, V)
-    logp = logits.log_softmax(-1)
-    chosen = logp.gather(-1, sequences[:, -num_actions:, None]).squeeze(-1)             # (B, A)
-    entropy = -(logp.exp() * logp).sum(-1) if with_entropy else None
-    return chosen, entropy
 
 
 def action_values(value_model, sequences: torch.Tensor, attention_mask: torch.Tensor, num_actions: int

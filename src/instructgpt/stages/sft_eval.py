@@ -3,19 +3,11 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import torch
-
 from instructgpt.data.sft import TaskData
-from instructgpt.generation import generate
+from instructgpt.generation import sample_many
 from instructgpt.models.build import pad_id
 from instructgpt.tasks.metrics import score
-from instructgpt.tokenizer.chat import SPECIAL_TOKENS, encode_chat
-
-
-def stop_ids(tokenizer) -> list[int]:
-    """End of turn and end of text: a model trained here stops on the first."""
-    ids = {tokenizer.convert_tokens_to_ids(SPECIAL_TOKENS["im_end"]), tokenizer.eos_token_id}
-    return sorted(i for i in ids if i is not None and i != tokenizer.unk_token_id)
+from instructgpt.tokenizer.chat import encode_chat, stop_ids
 
 
 def prompt_ids(tokenizer, example: dict) -> list[int]:
@@ -23,25 +15,15 @@ def prompt_ids(tokenizer, example: dict) -> list[int]:
     return encode_chat(tokenizer, example["messages"][:-1], add_generation_prompt=True)[0]
 
 
-@torch.no_grad()
 def answer(model, tokenizer, examples: Sequence[dict], max_new_tokens: int, batch_size: int,
            max_prompt_len: int | None = None) -> list[str]:
-    """Greedy answers, prompts sorted by length so batches pad little."""
-    was_training = model.training
-    model.eval()
+    """Greedy answers."""
     prompts = [prompt_ids(tokenizer, ex) for ex in examples]
     if max_prompt_len:
         prompts = [p[-max_prompt_len:] for p in prompts]
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-    pad = pad_id(tokenizer)
-    texts: dict[int, str] = {}
-    for start in range(0, len(order), batch_size):
-        chunk = order[start:start + batch_size]
-        gen = generate(model, [prompts[i] for i in chunk], pad_id=pad, stop_ids=stop_ids(tokenizer),
-                       max_new_tokens=max_new_tokens)
-        texts.update(zip(chunk, gen.texts(tokenizer)))
-    model.train(was_training)
-    return [texts[i] for i in range(len(prompts))]
+    samples = sample_many(model, tokenizer, prompts, pad_id=pad_id(tokenizer), stop_ids=stop_ids(tokenizer),
+                          max_new_tokens=max_new_tokens, batch_size=batch_size)
+    return [s[0].text for s in samples]
 
 
 def score_tasks(model, tokenizer, tasks: Sequence[TaskData], split: str, limit: int | None,

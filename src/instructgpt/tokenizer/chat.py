@@ -19,6 +19,12 @@ CHAT_TEMPLATE = (
 ROLES = ("system", "user", "assistant")
 
 
+def stop_ids(tokenizer) -> list[int]:
+    """End of turn and end of text: a model trained here stops on the first."""
+    ids = {tokenizer.convert_tokens_to_ids(SPECIAL_TOKENS["im_end"]), tokenizer.eos_token_id}
+    return sorted(i for i in ids if i is not None and i != tokenizer.unk_token_id)
+
+
 def encode_chat(tokenizer, messages: Sequence[dict], add_generation_prompt: bool = False,
                 ) -> tuple[list[int], list[bool]]:
     """ChatML ids and a loss mask that is True on the assistant's content and its `<|im_end|>`.
