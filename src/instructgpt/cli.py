@@ -18,7 +18,45 @@ def cmd_run(ns: argparse.Namespace) -> None:
     from instructgpt import pipeline
     from instructgpt.config import RunConfig, load_config
     path, overrides = _config_and_overrides(ns.args, "run/demo")
-    pipeline.run(load_config(RunConfig, path, overrides))
+    if ns.seed is not None:
+        overrides = [*overrides, f"seed={ns.seed}"]
+    pipeline.run(load_config(RunConfig, path, overrides), redo_from_stage=ns.from_stage)
+
+
+def cmd_eval(ns: argparse.Namespace) -> None:
+    from pathlib import Path
+    from instructgpt.config import EvalConfig, EvalModel, load_config
+    from instructgpt.eval import evaluate, report
+    words = ns.models + ns.overrides
+    ns.overrides = [w for w in words if w.partition("=")[0].split(".")[0] in EvalConfig.model_fields]
+    ns.models = [w for w in words if w not in ns.overrides]
+    if not ns.models and not ns.prompted:
+        raise UserError("eval: give one or more model folders: instructgpt eval [NAME=]PATH ...")
+    specs = [_model_spec(m) for m in ns.models] + [_model_spec(m, ns.few_shot) for m in ns.prompted]
+    if ns.baseline and ns.baseline not in {s["name"] for s in specs}:
+        specs.insert(0, _model_spec(ns.baseline))
+    baseline = _model_spec(ns.baseline)["name"] if ns.baseline else None
+    run_dir = Path(specs[0]["path"]).absolute().parent if specs else Path(".")
+    tasks_dir = ns.tasks_dir or (str(run_dir / "tasks") if (run_dir / "tasks" / "index.json").is_file() else None)
+    overrides = [f"{k}={v}" for k, v in [("baseline", baseline), ("tasks_dir", tasks_dir),
+                                          ("reward_model", ns.reward_model)] if v] + ns.overrides
+    cfg = load_config(EvalConfig, ns.config, overrides).model_copy(update={
+        "models": [EvalModel(**s) for s in specs], "task_files": ns.tasks, "comparisons": ns.comparisons,
+        "out": ns.out or str(run_dir / "eval")})
+    evaluate.run(cfg)
+    print(f"results: {cfg.out}")
+    if ns.report:
+        print(f"report: {report.write(run_dir, cfg.out)}")
+
+
+def _model_spec(text: str, few_shot: int = 0) -> dict:
+    """`[NAME=]PATH` -> an eval model; the name defaults to the folder's name."""
+    from pathlib import Path
+    name, _, path = text.rpartition("=") if "=" in text else ("", "", text)
+    name = name or Path(path).resolve().name
+    if few_shot:
+        name = f"{name}-prompted"
+    return {"name": name, "path": path, "few_shot": few_shot}
 
 
 def cmd_tasks(ns: argparse.Namespace) -> None:
@@ -80,6 +118,10 @@ def cmd_bench(ns: argparse.Namespace) -> None:
     run_bench(ns.suite, ns.steps, ns.out)
 
 
+STAGES = ("tasks", "tokenizer", "pretrain", "sft", "comparisons", "reward", "ppo", "ppo-ptx", "dpo", "eval",
+          "report")  # pipeline.STAGES, spelled here so `--help` imports nothing heavy; a test keeps them equal
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="instructgpt", description=(
         "Train instruction-following language models the InstructGPT way: many simple tasks, "
@@ -90,7 +132,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="the whole recipe (default: the built-in demo)")
     p.add_argument("args", nargs="*", metavar="[CONFIG] [key=value]", help="YAML config and overrides")
+    p.add_argument("--from", dest="from_stage", metavar="STAGE",
+                   help="redo this stage and every stage after it (" + ", ".join(STAGES) + ")")
+    p.add_argument("--seed", type=int, help="one seed for every stage (also: seed=N)")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("eval", help="task scores, RM accuracy and win rates of models against a baseline")
+    p.add_argument("models", nargs="*", metavar="MODEL", help="[NAME=]PATH of a model folder")
+    p.add_argument("--tasks", nargs="+", default=[], metavar="FILE", help="task JSON / SNI files to score zero-shot")
+    p.add_argument("--tasks-dir", help="a run's tasks/ folder (default: beside the first model, if there)")
+    p.add_argument("--baseline", metavar="MODEL", help="[NAME=]PATH or name judged against (default: sft)")
+    p.add_argument("--prompted", nargs="+", default=[], metavar="MODEL",
+                   help="models also evaluated with few-shot prompts (a base model)")
+    p.add_argument("--few-shot", type=int, default=3, help="examples in a --prompted model's prompts")
+    p.add_argument("--reward-model", help="an RM folder: its accuracy on --comparisons")
+    p.add_argument("--comparisons", nargs="+", default=[], metavar="FILE", help="held-out comparison files")
+    p.add_argument("--out", help="results folder (default: eval/ beside the first model)")
+    p.add_argument("--report", action="store_true", help="also write report.md/html beside the results")
+    p.add_argument("--config", help="an eval YAML; key=value words among the models override it")
+    p.set_defaults(func=cmd_eval, overrides=[])
 
     p = sub.add_parser("tasks", help="the task registry: list, show NAME, export DIR")
     p.add_argument("action", choices=["list", "show", "export"])

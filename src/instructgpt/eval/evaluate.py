@@ -1,0 +1,210 @@
+"""`instructgpt eval`: every model answers the same prompts; task metrics score the greedy answers,
+the `heldout` labeler judges sampled answers against the baseline's, and RL models report their
+KL to the baseline. One JSON per model under `out/`, plus `summary.json`."""
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from instructgpt.config import EvalConfig, EvalModel, SFTConfig, TasksConfig, UserError
+from instructgpt.data.comparisons import load_comparisons
+from instructgpt.data.preference import encode_completion, encode_prompt
+from instructgpt.data.sft import TaskData, load_task_data, to_example
+from instructgpt.eval.stats import bootstrap_interval, group_means, mean
+from instructgpt.generation import Sample, sample_many
+from instructgpt.models.build import load_model, pad_id
+from instructgpt.models.parts import action_logprobs
+from instructgpt.models.reward import load_score_model, score_sequences
+from instructgpt.tasks.labeler import ORACLE, PROFILES, Labeler, Query
+from instructgpt.tasks.metrics import score
+from instructgpt.tokenizer.chat import stop_ids
+from instructgpt.tokenizer.train import load_tokenizer
+from instructgpt.utils.io import atomic_write_text
+from instructgpt.utils.logging import info
+
+SAMPLES_SHOWN = 1  # win-rate responses per task kept in each model's JSON for the report
+
+
+def load_suite(cfg: EvalConfig) -> list[TaskData]:
+    """A run's tasks (held-in and held-out) and any task files never trained on (held out, all test)."""
+    tasks = load_task_data(SFTConfig(tasks_dir=cfg.tasks_dir)) if cfg.tasks_dir else []
+    tasks += unseen_tasks(cfg.task_files, cfg.seed)
+    if not tasks:
+        raise UserError("eval: no tasks; give a run's tasks folder (tasks_dir / --tasks-dir) or task files (--tasks)")
+    return tasks
+
+
+def unseen_tasks(files: Sequence[str], seed: int) -> list[TaskData]:
+    """Task files as held-out tasks whose every example is a test prompt."""
+    if not files:
+        return []
+    from instructgpt.tasks.registry import load_tasks
+    split = load_tasks(TasksConfig(builtin=False, files=list(files), n_train=0, n_val=0, n_test=0, seed=seed))
+    out = []
+    for st in split:
+        t, rng = st.task, random.Random(f"{seed}:{st.task.name}:eval")
+        records = [{"task": t.name, "prompt": t.render(ex, rng.randrange(1 << 30)), "completion": ex.output,
+                    "references": list(ex.all_references())} for ex in t.examples]
+        examples = [to_example(r, t.name, f"task {t.name} (example {i})", t.labels) for i, r in enumerate(records)]
+        out.append(TaskData(t.name, t.cluster, t.kind, t.metric, t.labels, True,
+                            {"train": [], "val": [], "test": examples, "rl": []}, t.instructions))
+    return out
+
+
+def fingerprint(path: str | Path) -> str:
+    """What identifies a trained model folder: a hash of its completion marker (else its config)."""
+    folder = Path(path)
+    for name in ("complete.json", "config.json"):
+        if (folder / name).is_file():
+            return hashlib.sha256((folder / name).read_bytes()).hexdigest()[:16]
+    raise UserError(f"{folder}: not a model folder (no config.json); give a folder written by a stage or import")
+
+
+def prompt_messages(task: TaskData, example: dict, split: str, k: int) -> list[dict[str, str]]:
+    """The example's prompt, after `k` other examples of the task as earlier turns (few-shot)."""
+    shots = [ex for ex in task.splits["train"] or task.splits[split] if ex is not example][:k]
+    return [m for ex in shots for m in ex["messages"]] + list(example["messages"][:-1])
+
+
+def _query(task: TaskData, example: dict) -> Query:
+    return Query(example["messages"][-2]["content"], tuple(example["references"]), task.metric, task.kind,
+                 task.labels)
+
+
+def evaluate_model(spec: EvalModel, tasks: Sequence[TaskData], cfg: EvalConfig, seed: int,
+                   baseline=None) -> tuple[dict[str, Any], list[Sample]]:
+    """Greedy task scores and sampled win-rate responses of one model (KL to `baseline` if given)."""
+    model, tokenizer = load_model(spec.path), load_tokenizer(spec.path)
+    kwargs = dict(pad_id=pad_id(tokenizer), stop_ids=stop_ids(tokenizer), max_new_tokens=cfg.max_new_tokens,
+                  batch_size=cfg.batch_size)
+    scored = [(t, ex) for t in tasks for ex in t.splits[cfg.split][:cfg.examples_per_task]]
+    prompts = [encode_prompt(tokenizer, prompt_messages(t, ex, cfg.split, spec.few_shot)) for t, ex in scored]
+    greedy = sample_many(model, tokenizer, prompts, **kwargs)
+    per_task: dict[str, list[float]] = {}
+    for (t, ex), (s,) in zip(scored, greedy):
+        per_task.setdefault(t.name, []).append(score(t.metric, s.text, ex["references"]))
+    scores = {name: mean(v) for name, v in per_task.items()}
+    judged = win_examples(tasks, cfg)
+    prompts = [encode_prompt(tokenizer, prompt_messages(t, ex, cfg.split, spec.few_shot)) for t, ex in judged]
+    samples = [row[0] for row in sample_many(model, tokenizer, prompts, temperature=cfg.temperature, seed=seed,
+                                             **kwargs)]
+    held = {t.name: t.held_out for t in tasks}
+    result: dict[str, Any] = {
+        "name": spec.name, "path": str(spec.path), "fingerprint": fingerprint(spec.path), "few_shot": spec.few_shot,
+        "scores": scores, "clusters": group_means(scores, {t.name: t.cluster for t in tasks}),
+        "held_in_mean": mean([v for k, v in scores.items() if not held[k]]),
+        "held_out_mean": mean([v for k, v in scores.items() if held[k]]),
+        "response_tokens": mean([len(s.tokens) for s in samples]),
+        "kl": kl_to(baseline, model, prompts, samples) if baseline is not None and not spec.few_shot else None,
+        "samples": shown_samples(judged, samples),
+    }
+    return result, samples
+
+
+def win_examples(tasks: Sequence[TaskData], cfg: EvalConfig) -> list[tuple[TaskData, dict]]:
+    return [(t, ex) for t in tasks for ex in t.splits[cfg.split][:cfg.win_prompts_per_task]]
+
+
+def shown_samples(judged: Sequence[tuple[TaskData, dict]], samples: Sequence[Sample]) -> list[dict[str, str]]:
+    seen: dict[str, int] = {}
+    out = []
+    for (t, ex), s in zip(judged, samples):
+        seen[t.name] = seen.get(t.name, 0) + 1
+        if seen[t.name] <= SAMPLES_SHOWN:
+            out.append({"task": t.name, "prompt": ex["messages"][-2]["content"], "response": s.text})
+    return out
+
+
+@torch.no_grad()
+def kl_to(reference, model, prompts: Sequence[Sequence[int]], samples: Sequence[Sample]) -> float | None:
+    """Mean over responses of log π(y|x) − log π_ref(y|x), y sampled from π: a Monte Carlo estimate
+    of KL(π ‖ π_ref) per response (exact in expectation when sampled at temperature 1)."""
+    if reference.config.vocab_size != model.config.vocab_size:
+        return None
+    reference.eval()
+    gaps = []
+    for start in range(0, len(prompts), 64):
+        rows = [(list(p), list(s.tokens), s.logprob) for p, s in zip(prompts[start:start + 64],
+                                                                      samples[start:start + 64])]
+        width_p, width_a = max(len(p) for p, _, _ in rows), max(max(len(a) for _, a, _ in rows), 1)
+        ids = torch.zeros((len(rows), width_p + width_a), dtype=torch.long)
+        attention = torch.zeros_like(ids)
+        keep = torch.zeros((len(rows), width_a), dtype=torch.bool)
+        for i, (p, a, _) in enumerate(rows):  # prompt left-padded, response right-padded, as in a rollout
+            ids[i, width_p - len(p):width_p + len(a)] = torch.tensor(p + a)
+            attention[i, width_p - len(p):width_p + len(a)] = 1
+            keep[i, :len(a)] = True
+        ref_logp, _ = action_logprobs(reference, ids, attention, width_a)
+        gaps += [lp - float(r[k].sum()) for (_, _, lp), r, k in zip(rows, ref_logp, keep)]
+    return mean(gaps)
+
+
+def rm_accuracy(rm_path: str, files: Sequence[str], batch_size: int, max_len: int = 512) -> dict[str, float]:
+    """Per file: the fraction of untied pairs whose better completion the RM scores higher."""
+    rm, tokenizer = load_score_model(rm_path), load_tokenizer(rm_path)
+    out = {}
+    for path in files:
+        comparisons = load_comparisons(path)
+        seqs = [encode_completion(tokenizer, encode_prompt(tokenizer, c.prompt), text, max_len)[0]
+                for c in comparisons for text in c.completions]
+        rewards = score_sequences(rm, seqs, pad_id(tokenizer), batch_size)
+        right = total = first = 0
+        for c in comparisons:
+            for w, l in c.pairs():
+                right += rewards[first + w] > rewards[first + l]
+                total += 1
+            first += len(c.completions)
+        out[Path(path).stem] = right / total if total else float("nan")
+    return out
+
+
+def run(cfg: EvalConfig) -> dict[str, Any]:
+    """Evaluate every model, write `out/<model>.json` and `out/summary.json`, return the summary."""
+    if not cfg.models:
+        raise UserError("eval: no models; give one or more model folders")
+    names = [m.name for m in cfg.models]
+    if len(set(names)) != len(names):
+        raise UserError(f"eval: model names repeat ({', '.join(names)}); name them NAME=PATH")
+    base_name = cfg.baseline or ("sft" if "sft" in names else names[0])
+    if base_name not in names:
+        raise UserError(f"eval: baseline '{base_name}' is not one of the models ({', '.join(names)})")
+    tasks = load_suite(cfg)
+    out = Path(cfg.out) if cfg.out else None
+    base_spec = cfg.models[names.index(base_name)]
+    info(f"eval: {len(cfg.models)} model(s) on {len(tasks)} tasks, baseline {base_name}")
+    base_result, base_samples = evaluate_model(base_spec, tasks, cfg, cfg.seed)
+    reference = load_model(base_spec.path)
+    results, samples = {base_name: base_result}, {base_name: base_samples}
+    for spec in cfg.models:
+        if spec.name != base_name:
+            info(f"eval: {spec.name} ({spec.path})")
+            results[spec.name], samples[spec.name] = evaluate_model(spec, tasks, cfg, cfg.seed + 1, reference)
+    judged = win_examples(tasks, cfg)
+    queries = [_query(t, ex) for t, ex in judged]
+    pairs = [(q, [a.text, b.text]) for name in names if name != base_name
+             for q, a, b in zip(queries, samples[name], base_samples)]
+    labeler = Labeler(PROFILES["heldout"]).calibrate(pairs, cfg.agreement) if pairs else Labeler(PROFILES["heldout"])
+    for name in names:
+        wins = [labeler.prefer(q, a.text, b.text) for q, a, b in zip(queries, samples[name], base_samples)]
+        oracle = [ORACLE.prefer(q, a.text, b.text) for q, a, b in zip(queries, samples[name], base_samples)]
+        results[name] |= {"win_rate": mean(wins), "win_interval": bootstrap_interval(wins, cfg.bootstrap, cfg.seed),
+                          "oracle_win_rate": mean(oracle), "baseline": base_name}
+    summary = {"baseline": base_name, "models": names, "prompts": len(judged), "labeler_noise": labeler.noise,
+               "agreement": cfg.agreement, "temperature": cfg.temperature,
+               "tasks": {t.name: {"cluster": t.cluster, "held_out": t.held_out, "metric": t.metric} for t in tasks},
+               "rm_accuracy": rm_accuracy(cfg.reward_model, cfg.comparisons, cfg.batch_size)
+               if cfg.reward_model and cfg.comparisons else {}}
+    if out:
+        for name, result in results.items():
+            atomic_write_text(out / f"{name}.json", json.dumps(result, indent=1) + "\n")
+        atomic_write_text(out / "summary.json", json.dumps(summary, indent=1) + "\n")
+    for name in names:
+        r = results[name]
+        info(f"eval: {name:<20} held-in {r['held_in_mean']:.3f}  held-out {r['held_out_mean']:.3f}  "
+             f"win rate {r['win_rate']:.3f} [{r['win_interval'][0]:.3f}, {r['win_interval'][1]:.3f}]")
+    return {"summary": summary, "results": results}

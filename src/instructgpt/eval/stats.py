@@ -1,0 +1,31 @@
+"""Means with 95% bootstrap intervals (resampling prompts), and per-cluster summaries."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+
+def bootstrap_interval(values: Sequence[float], resamples: int = 1000, seed: int = 0,
+                       level: float = 0.95) -> tuple[float, float]:
+    """The percentile interval of the mean of `values` over `resamples` resamples with replacement."""
+    x = np.asarray(values, dtype=float)
+    if x.size == 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, x.size, size=(resamples, x.size))].mean(1)
+    tail = (1.0 - level) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def mean(values: Sequence[float]) -> float:
+    return float(np.mean(values)) if len(values) else float("nan")
+
+
+def group_means(scores: dict[str, float], groups: dict[str, str]) -> dict[str, float]:
+    """Mean score of each group (e.g. cluster) over the tasks in `scores`; each task counts once."""
+    members: dict[str, list[float]] = {}
+    for task, value in scores.items():
+        members.setdefault(groups[task], []).append(value)
+    return {group: mean(values) for group, values in sorted(members.items())}
