@@ -14,7 +14,8 @@ TINY = ["name=t", "tasks.n_train=20", "tasks.n_val=5", "tasks.n_test=5", "tasks.
         "reward.train.batch_size=4", "reward.train.progress=false", "ppo.rollout_batch=4", "ppo.max_new_tokens=4",
         "ppo.train.max_steps=2", "ppo.train.batch_size=4", "ppo.train.progress=false", "ppo.judge.prompts_per_task=1",
         "ppo.judge.max_new_tokens=4", "dpo.train.max_steps=2", "dpo.train.batch_size=4", "dpo.train.progress=false",
-        "dpo.judge.prompts_per_task=1", "dpo.judge.max_new_tokens=4"]
+        "dpo.judge.prompts_per_task=1", "dpo.judge.max_new_tokens=4", "eval.examples_per_task=2",
+        "eval.win_prompts_per_task=1", "eval.max_new_tokens=4", "eval.bootstrap=50", "few_shot=1"]
 STAGES = ("tasks", "tokenizer", "pretrain", "sft", "rm", "ppo", "ppo-ptx", "dpo")
 
 
@@ -35,11 +36,32 @@ def test_run_end_to_end_then_skip(tmp_path):
     assert len((run / "tasks" / first / "train.jsonl").read_text().splitlines()) == 20
     assert (run / "run.yaml").is_file() and (run / "pretrain" / "run.yaml").is_file()
     assert "unigram entropy" in result.stderr
+    # eval and report: every model of the recipe, judged against SFT; time per stage printed
+    evaluated = {p.stem for p in (run / "eval").glob("*.json")} - {"summary", "complete"}
+    assert evaluated == {"pretrained", "pretrained-prompted", "sft", "ppo", "ppo-ptx", "dpo"}
+    ppo_result = json.loads((run / "eval" / "ppo.json").read_text())
+    assert 0 <= ppo_result["win_rate"] <= 1 and ppo_result["kl"] is not None
+    stages = json.loads((run / "stages.json").read_text())["stages"]
+    assert all(s["status"] == "done" for s in stages.values()), stages
+    assert "time per stage" in result.stderr and "total" in result.stderr
+    assert (run / "report.md").is_file() and (run / "report.html").is_file()
+    assert "| ppo-ptx |" in (run / "report.md").read_text()
 
     again = run_cli("run", "run/demo", f"runs_dir={tmp_path}", *TINY)
     assert again.returncode == 0, again.stderr
-    for stage in ("tasks", "tokenizer", "pretrain", "sft", "comparisons", "reward", "ppo", "ppo-ptx", "dpo"):
+    for stage in ("tasks", "tokenizer", "pretrain", "sft", "comparisons", "reward", "ppo", "ppo-ptx", "dpo", "eval"):
         assert f"{stage}: complete, skipped" in again.stderr
+
+    # --from redoes a stage and everything after; a failing stage is named in the report, with no stale numbers
+    failed = run_cli("run", "run/demo", f"runs_dir={tmp_path}", *TINY, "--from", "ppo", "ppo.minibatches=8")
+    assert failed.returncode != 0 and "minibatches" in failed.stderr
+    for stage in ("tasks", "sft", "reward"):
+        assert f"{stage}: complete, skipped" in failed.stderr
+    stages = json.loads((run / "stages.json").read_text())["stages"]
+    assert stages["ppo"]["status"] == "failed" and stages["dpo"]["status"] == "not run"
+    assert not (run / "dpo").exists() and not (run / "eval").exists()
+    report = (run / "report.md").read_text()
+    assert "stage ppo: failed" in report and "stage dpo: not run" in report and "| ppo |" not in report
 
 
 def test_ctrl_c_then_rerun_continues(tmp_path):

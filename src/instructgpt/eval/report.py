@@ -93,7 +93,7 @@ def write(run_dir: str | Path, eval_dir: str | Path) -> Path:
         "config": (run_dir / "run.yaml").read_text() if (run_dir / "run.yaml").is_file() else "",
         "models": [r["name"] for r in results],
     }
-    env = Environment(loader=PackageLoader("instructgpt.eval", "templates"), autoescape=select_autoescape(["html"]),
+    env = Environment(loader=PackageLoader("instructgpt.eval", "templates"), autoescape=select_autoescape(["html.j2"], default_for_string=False),
                       trim_blocks=True, lstrip_blocks=True)
     md_figures = [(title, path.relative_to(run_dir).as_posix()) for title, path in figures]
     html_figures = [(title, "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()) for title, path

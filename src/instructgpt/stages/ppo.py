@@ -79,6 +79,9 @@ class PPOBatch:
 def run(cfg: PPOConfig, resume: bool = False) -> Path:
     require(cfg, "out", "reward_model")
     require(cfg.model, "path")
+    if cfg.minibatches > cfg.rollout_batch:
+        raise UserError(f"ppo: minibatches ({cfg.minibatches}) is more than rollout_batch ({cfg.rollout_batch}); "
+                        f"a minibatch needs at least one response: lower minibatches or raise rollout_batch")
     out = Path(cfg.out)
     tokenizer = load_tokenizer(cfg.tokenizer or cfg.model.path)
     prompts, tasks = _load_prompts(cfg, tokenizer)

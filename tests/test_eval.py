@@ -1,0 +1,111 @@
+"""`instructgpt eval`: zero-shot scores on task files never trained on, few-shot prompts, KL, intervals."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import run_cli
+from instructgpt.checkpoint import save_hf_folder
+from instructgpt.config import ModelConfig
+from instructgpt.data.preference import encode_prompt
+from instructgpt.eval.evaluate import kl_to, prompt_messages, unseen_tasks
+from instructgpt.eval.stats import bootstrap_interval, group_means
+from instructgpt.generation import sample_many
+from instructgpt.models.build import build_model, pad_id
+from instructgpt.tokenizer.chat import stop_ids
+
+TASKS = {
+    "shout": {"name": "shout", "kind": "rewrite", "cluster": "loud", "metric": "exact_match",
+              "instructions": ["Say it loudly: {input}"], "labels": None,
+              "examples": [{"input": w, "output": w.upper() + "!"} for w in ["cat", "dog", "sun", "moon", "tree",
+                                                                               "road", "lamp", "boat"]]},
+    "parity": {"name": "parity", "kind": "classification", "cluster": "numbers", "metric": "accuracy",
+               "instructions": ["Even or odd?"], "labels": ["even", "odd"],
+               "examples": [{"input": str(n), "output": "even" if n % 2 == 0 else "odd"} for n in range(10)]},
+}
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, tokenizer):
+    torch.manual_seed(0)
+    out = tmp_path_factory.mktemp("eval") / "tiny"
+    save_hf_folder(out, build_model(ModelConfig(preset="tiny"), tokenizer), tokenizer, "")
+    return out
+
+
+@pytest.fixture()
+def task_files(tmp_path):
+    paths = []
+    for name, task in TASKS.items():
+        paths.append(tmp_path / f"{name}.json")
+        paths[-1].write_text(json.dumps(task))
+    return paths
+
+
+def test_eval_scores_task_files_it_has_never_seen_zero_shot(tmp_path, model_dir, task_files):
+    out = tmp_path / "results"
+    result = run_cli("eval", f"mine={model_dir}", "--tasks", *map(str, task_files), "--out", str(out),
+                     "max_new_tokens=4", "bootstrap=20")
+    assert result.returncode == 0, result.stderr
+    mine = json.loads((out / "mine.json").read_text())
+    assert set(mine["scores"]) == {"shout", "parity"}
+    assert all(0.0 <= v <= 1.0 for v in mine["scores"].values())
+    assert set(mine["clusters"]) == {"loud", "numbers"}
+    summary = json.loads((out / "summary.json").read_text())
+    assert all(meta["held_out"] for meta in summary["tasks"].values())  # never trained on: zero-shot
+    assert summary["prompts"] == 8 + 10 and "held-out" in result.stderr
+    assert mine["win_rate"] == 0.5  # the baseline against itself
+
+
+def test_eval_errors_name_the_problem(tmp_path, model_dir):
+    result = run_cli("eval", str(model_dir), "--out", str(tmp_path))
+    assert result.returncode != 0 and "no tasks" in result.stderr
+    result = run_cli("eval", str(tmp_path / "missing"), "--tasks", str(tmp_path / "x.json"))
+    assert result.returncode != 0 and "error:" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_task_files_become_held_out_tasks_whose_every_example_is_a_test(task_files):
+    tasks = {t.name: t for t in unseen_tasks([str(p) for p in task_files], seed=0)}
+    assert len(tasks["shout"].splits["test"]) == 8 and tasks["shout"].held_out
+    ex = tasks["shout"].splits["test"][0]
+    assert ex["messages"][-1]["content"] == ex["references"][0]
+
+
+def test_few_shot_prompts_put_other_examples_first(task_files):
+    task = unseen_tasks([str(task_files[0])], seed=0)[0]
+    ex = task.splits["test"][3]
+    messages = prompt_messages(task, ex, "test", 2)
+    assert [m["role"] for m in messages] == ["user", "assistant", "user", "assistant", "user"]
+    assert messages[-1] == ex["messages"][-2] and ex["messages"][-2] not in messages[:-1]
+    assert prompt_messages(task, ex, "test", 0) == ex["messages"][:-1]
+
+
+def test_kl_of_a_model_to_itself_is_zero_and_to_another_is_positive(model_dir, tokenizer):
+    from instructgpt.models.build import load_model
+    model = load_model(model_dir)
+    torch.manual_seed(1)
+    other = build_model(ModelConfig(preset="tiny"), tokenizer)
+    prompts = [encode_prompt(tokenizer, [{"role": "user", "content": f"say {w}"}]) for w in ("a", "bb", "ccc")]
+    samples = [r[0] for r in sample_many(model, tokenizer, prompts, pad_id=pad_id(tokenizer),
+                                         stop_ids=stop_ids(tokenizer), max_new_tokens=6, batch_size=2,
+                                         temperature=1.0, seed=3)]
+    assert abs(kl_to(model, model, prompts, samples)) < 1e-4
+    assert kl_to(other, model, prompts, samples) > 0.1
+
+
+def test_bootstrap_interval_covers_the_mean_and_narrows_with_more_prompts():
+    rng = np.random.default_rng(0)
+    few, many = rng.integers(0, 2, 40).astype(float), rng.integers(0, 2, 4000).astype(float)
+    lo, hi = bootstrap_interval(few, 500, seed=1)
+    assert lo < few.mean() < hi
+    lo2, hi2 = bootstrap_interval(many, 500, seed=1)
+    assert hi2 - lo2 < (hi - lo) / 5
+    assert bootstrap_interval(few, 500, seed=1) == (lo, hi)  # deterministic in the seed
+    assert bootstrap_interval([1.0] * 10, 100) == (1.0, 1.0)
+
+
+def test_group_means_weigh_each_task_once():
+    assert group_means({"a": 1.0, "b": 0.0, "c": 0.5}, {"a": "x", "b": "x", "c": "y"}) == {"x": 0.5, "y": 0.5}
