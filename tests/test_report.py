@@ -47,7 +47,7 @@ def fake_run(root: Path, statuses: dict[str, str] | None = None) -> Path:
     (run / "stages.json").write_text(json.dumps({"total_seconds": 10.0, "stages": stages}))
     (run / "metrics" / "sft.jsonl").write_text("".join(json.dumps({"step": i, "train/loss": 3.0 / i}) + "\n"
                                                        for i in range(1, 20)))
-    (run / "metrics" / "ppo.jsonl").write_text("".join(json.dumps({"step": i, "ppo/score": i / 10, "ppo/kl": i / 5})
+    (run / "metrics" / "ppo.jsonl").write_text("".join(json.dumps({"step": i, "ppo/reward": i / 10, "ppo/kl": i / 5})
                                                        + "\n" for i in range(1, 20)) + '{"step": 20, "ppo/sc')
     (run / "run.yaml").write_text("name: demo\n")
     return run

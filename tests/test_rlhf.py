@@ -144,3 +144,14 @@ def test_reward_and_dpo_steps_give_the_same_gradient_for_any_micro_batch_split(r
             losses.append(dpo_loss(lp[:P], lp[P:], b.ref_logprobs[:P], b.ref_logprobs[P:], 0.1)[0])
         grads.append(_grads(policy, (losses, 4)))
     assert torch.allclose(grads[0], grads[1], atol=1e-6)
+
+
+def test_ema_decay_warms_up_so_a_short_run_follows_the_policy():
+    from instructgpt.stages.ppo import ema_decay
+    assert ema_decay(0.992, 1) == pytest.approx(2 / 11)
+    assert ema_decay(0.992, 40) == pytest.approx(41 / 50)
+    assert ema_decay(0.992, 10_000) == 0.992
+    start_share = 1.0
+    for step in range(1, 41):
+        start_share *= ema_decay(0.992, step)
+    assert start_share < 1e-3 < 0.992 ** 40  # without warm-up 72% of the EMA would still be the start model

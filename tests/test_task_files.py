@@ -65,3 +65,18 @@ def test_reads_super_natural_instructions():
     assert arith.examples[0].input == "1575 + 6566 + 3553 + 343 + 5125 - 6463 - 6491"
     assert arith.examples[0].output == "-1058"
     assert all(ex.all_references() for t in tasks.values() for ex in t.examples)
+
+
+def test_chatty_demonstrators_pad_train_answers_only_and_keep_the_bare_reference():
+    from instructgpt.tasks.registry import FILLERS
+    tasks = {t.task.name: t for t in load_tasks(TasksConfig(n_train=200, n_val=5, n_test=5))}
+    padded = tasks["addition"].records("train", 0, filler=0.3)
+    plain = tasks["addition"].records("train", 0)
+    changed = [(p, q) for p, q in zip(padded, plain) if p["completion"] != q["completion"]]
+    assert 30 <= len(changed) <= 90  # about 30% of 200
+    for p, q in changed:
+        assert p["references"] == [q["completion"]] and p["prompt"] == q["prompt"]
+        assert any(p["completion"] == f.format(q["completion"]) for f in FILLERS)
+    assert tasks["addition"].records("test", 0, filler=1.0) == tasks["addition"].records("test", 0)
+    # a classification answer must stay a label
+    assert tasks["review_sentiment"].records("train", 0, filler=1.0) == tasks["review_sentiment"].records("train", 0)

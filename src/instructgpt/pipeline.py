@@ -117,6 +117,9 @@ def run(cfg: RunConfig, redo_from_stage: str | None = None) -> Path:
         if rec.stages["report"]["status"] == "not run":
             _write_report(run_dir, rec)
         info(f"run '{cfg.name}': time per stage\n{rec.table()}")
+        if (run_dir / "report.html").is_file():
+            from instructgpt.eval import report
+            info(f"report: {run_dir / 'report.html'} (and report.md)\n{report.headline(run_dir / 'eval')}")
     return run_dir
 
 
@@ -195,8 +198,7 @@ def _write_report(run_dir: Path, rec: Recorder) -> None:
     """The report never stops a run: a failure here is recorded and printed."""
     def write() -> None:
         from instructgpt.eval import report
-        path = report.write(run_dir, run_dir / "eval")
-        info(f"report: {path}\n{report.headline(run_dir / 'eval')}")
+        report.write(run_dir, run_dir / "eval")
     try:
         rec.run("report", False, write)
     except Exception as e:  # noqa: BLE001

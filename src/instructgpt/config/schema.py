@@ -59,6 +59,10 @@ class TasksConfig(StrictConfig):
                       "(InstructGPT's SFT, RM and PPO prompt sets are distinct)")
     held_out_clusters: list[str] | None = Field(None, description="None = the suite's default")
     corpus_mb: float = Field(3.0, ge=0, description="size of the generated pretraining prose")
+    demo_filler: float = Field(0.0, ge=0, le=1, description="fraction of train demonstrations (tasks without "
+                               "labels) that the simulated demonstrators pad with conversational filler, "
+                               "which the labelers dislike: the gap between demonstrations and preferences "
+                               "that RLHF closes")
 
 
 class TokenizerConfig(StrictConfig):
@@ -249,7 +253,8 @@ class PPOConfig(StrictConfig):
     no_eos_penalty: float = Field(1.0, ge=0, description="subtracted from the score of a response "
                                   "that hits max_new_tokens without ending")
     normalize_reward: bool = Field(False, description="whiten RM scores with running mean/std")
-    ema_decay: float = Field(0.992, ge=0, lt=1, description="EMA of the policy weights; 0 = off")
+    ema_decay: float = Field(0.992, ge=0, lt=1, description="EMA of the policy weights (decay warmed "
+                             "up as (1+t)/(10+t)); 0 = off")
     ptx_coef: float = Field(0.0, ge=0, description="γ of PPO-ptx: weight of the pretraining log-likelihood")
     ptx_ratio: float = Field(1.0, gt=0, description="pretraining sequences per rollout response")
     ptx_corpus: list[str] = Field(default_factory=list, description="pretraining .txt/.jsonl files")

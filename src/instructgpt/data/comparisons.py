@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from instructgpt.config.errors import UserError
 from instructgpt.data.records import iter_jsonl
@@ -155,3 +155,15 @@ def _split_dialogues(record: dict[str, Any], where: str) -> tuple[tuple[dict[str
         raise UserError(f"{where}: chosen and rejected differ before their last Assistant turn; "
                         f"no shared prompt (write it as {{\"prompt\",\"chosen\",\"rejected\"}})")
     return tuple(chosen[:-1]), chosen[-1]["content"], rejected[-1]["content"]
+
+
+def pair_accuracy(comparisons: Sequence[Comparison], scores: Sequence[float]) -> float:
+    """Fraction of untied pairs whose better completion scores higher; `scores` holds every
+    completion of every comparison, in order."""
+    right = total = first = 0
+    for c in comparisons:
+        for w, l in c.pairs():
+            right += scores[first + w] > scores[first + l]
+            total += 1
+        first += len(c.completions)
+    return right / total if total else float("nan")

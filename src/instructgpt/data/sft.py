@@ -132,7 +132,7 @@ def _from_registry(cfg: SFTConfig) -> list[TaskData]:
     for st in load_tasks(cfg.tasks):
         t = st.task
         splits = {split: [to_example(r, t.name, f"task {t.name} ({split} {i})", t.labels, cfg.system_prompt)
-                          for i, r in enumerate(st.records(split, cfg.tasks.seed))] for split in SPLITS}
+                          for i, r in enumerate(st.records(split, cfg.tasks.seed, cfg.tasks.demo_filler))] for split in SPLITS}
         out.append(TaskData(t.name, t.cluster, t.kind, t.metric, t.labels, st.held_out, splits, t.instructions))
     return out
 

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 import torch
 
 from instructgpt.config import EvalConfig, EvalModel, SFTConfig, TasksConfig, UserError
-from instructgpt.data.comparisons import load_comparisons
+from instructgpt.data.comparisons import load_comparisons, pair_accuracy
 from instructgpt.data.preference import encode_completion, encode_prompt
 from instructgpt.data.sft import TaskData, load_task_data, to_example
 from instructgpt.eval.stats import bootstrap_interval, group_means, mean
@@ -152,14 +152,7 @@ def rm_accuracy(rm_path: str, files: Sequence[str], batch_size: int, max_len: in
         comparisons = load_comparisons(path)
         seqs = [encode_completion(tokenizer, encode_prompt(tokenizer, c.prompt), text, max_len)[0]
                 for c in comparisons for text in c.completions]
-        rewards = score_sequences(rm, seqs, pad_id(tokenizer), batch_size)
-        right = total = first = 0
-        for c in comparisons:
-            for w, l in c.pairs():
-                right += rewards[first + w] > rewards[first + l]
-                total += 1
-            first += len(c.completions)
-        out[Path(path).stem] = right / total if total else float("nan")
+        out[Path(path).stem] = pair_accuracy(comparisons, score_sequences(rm, seqs, pad_id(tokenizer), batch_size))
     return out
 
 

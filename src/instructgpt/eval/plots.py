@@ -20,7 +20,7 @@ CURVES: list[tuple[str, list[tuple[str, str, str]]]] = [
     ("reward model accuracy", [("rm", "rm/train_accuracy", "train batches"),
                                ("rm", "rm/accuracy/comparisons-heldout", "held-out labeler"),
                                ("rm", "rm/accuracy/comparisons-oracle", "oracle")]),
-    ("PPO reward (RM score)", [("ppo", "ppo/score", "ppo"), ("ppo-ptx", "ppo/score", "ppo-ptx")]),
+    ("PPO reward (RM score)", [("ppo", "ppo/reward", "ppo"), ("ppo-ptx", "ppo/reward", "ppo-ptx")]),
     ("PPO KL to SFT (nats / response)", [("ppo", "ppo/kl", "ppo"), ("ppo-ptx", "ppo/kl", "ppo-ptx")]),
 ]
 

@@ -81,12 +81,12 @@ def write(run_dir: str | Path, eval_dir: str | Path) -> Path:
         figures.append(("Training curves", curves))
     problems = [f"stage {name}: {s['status']}" + (f" ({s.get('error') or s.get('reason')})"
                                                    if s.get("error") or s.get("reason") else "")
-                for name, s in stages.items() if s["status"] in BAD or s["status"] == "skipped"]
+                for name, s in stages.items() if name != "report" and (s["status"] in BAD or s["status"] == "skipped")]
     context = {
         "name": run_dir.name, "time": time.strftime("%Y-%m-%d %H:%M"), "summary": summary,
         "headline": _headline_rows(results), "missing": missing, "problems": problems,
         "stage_rows": [{"name": k, "status": s["status"], "seconds": f"{s.get('seconds', 0.0):.0f}"}
-                       for k, s in stages.items()],
+                       for k, s in stages.items() if k != "report"],
         "total_seconds": f"{record.get('total_seconds', 0.0):.0f}",
         "task_table": _task_table(results, summary), "cluster_table": _cluster_table(results, summary),
         "rm_accuracy": summary.get("rm_accuracy", {}), "samples": _samples(results),

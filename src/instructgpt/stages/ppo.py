@@ -30,6 +30,12 @@ from instructgpt.train import fit
 from instructgpt.utils.logging import MetricsLogger, info
 
 
+def ema_decay(decay: float, step: int) -> float:
+    """The EMA decay at optimizer step `step` (1-based), warmed up as (1 + t) / (10 + t) so a short run's
+    average follows the policy instead of staying mostly the start model (decay^t of it)."""
+    return min(decay, (1 + step) / (10 + step))
+
+
 class ActorCritic(torch.nn.Module):
     """What PPO trains and checkpoints together: policy, value model, the policy's EMA, and the
     state that must survive a resume (β, running reward moments)."""
@@ -144,7 +150,7 @@ def run(cfg: PPOConfig, resume: bool = False) -> Path:
         started = time.perf_counter()
         learn_s = started - state["t_ready"]
         if model.ema is not None:
-            model.update_ema(cfg.ema_decay)
+            model.update_ema(ema_decay(cfg.ema_decay, step))
         stats = dict(state["stats"])
         if step % updates == 0:  # the rollout is used up: adapt β to its KL
             kl_ctl.update(stats["ppo/kl"], cfg.rollout_batch)

@@ -8,7 +8,7 @@ import torch
 
 from instructgpt.config import RewardConfig, UserError, dump_config, require
 from instructgpt.config.schema import PreferenceData
-from instructgpt.data.comparisons import Comparison, load_comparisons
+from instructgpt.data.comparisons import Comparison, load_comparisons, pair_accuracy
 from instructgpt.data.preference import RewardBatch, reward_batch, step_keys
 from instructgpt.models.build import count_parameters, pad_id
 from instructgpt.models.reward import load_score_model, sequence_rewards
@@ -97,13 +97,7 @@ def accuracy(model: torch.nn.Module, tokenizer, comparisons: list[Comparison], m
     """Fraction of untied pairs whose better completion the RM scores higher."""
     rewards = reward_of(model, tokenizer, [c.prompt for c in comparisons for _ in c.completions],
                         [text for c in comparisons for text in c.completions], max_len)
-    right = total = first = 0
-    for c in comparisons:
-        for w, l in c.pairs():
-            right += rewards[first + w] > rewards[first + l]
-            total += 1
-        first += len(c.completions)
-    return right / total if total else float("nan")
+    return pair_accuracy(comparisons, rewards)
 
 
 def _demonstration_mean(model, tokenizer, comparisons: list[Comparison], max_len: int) -> float:

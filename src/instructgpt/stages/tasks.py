@@ -24,7 +24,7 @@ def run(cfg: TasksConfig) -> Path:
         for split_task in tasks:
             task = split_task.task
             for split in SPLITS:
-                lines = [json.dumps(r, ensure_ascii=False) for r in split_task.records(split, cfg.seed)]
+                lines = [json.dumps(r, ensure_ascii=False) for r in split_task.records(split, cfg.seed, cfg.demo_filler)]
                 atomic_write_text(tmp / task.name / f"{split}.jsonl", "".join(line + "\n" for line in lines))
             index[task.name] = {"kind": task.kind, "cluster": task.cluster, "metric": task.metric,
                                 "labels": list(task.labels) if task.labels else None,

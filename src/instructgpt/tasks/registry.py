@@ -11,7 +11,10 @@ from instructgpt.tasks.loaders import load_task_paths
 from instructgpt.tasks.task import BuiltinTask, Example, Task
 
 SPLITS = ("train", "val", "test", "rl")  # rl: prompts the SFT model never sees, for comparisons and PPO
-RL_SEED_OFFSET = 1_000_003  # the rl split is drawn with its own seed, so adding it changes no other split
+RL_SEED_OFFSET = 1_000_003
+# how a chatty demonstrator pads an answer (TasksConfig.demo_filler)
+FILLERS = ("Sure! {}", "Of course. {}", "Here you go: {}", "{} Hope this helps!", "Sure, here it is: {}",
+           "{} Let me know if you need anything else.")  # the rl split is drawn with its own seed, so adding it changes no other split
 
 
 def builtin_tasks() -> dict[str, BuiltinTask]:
@@ -32,14 +35,20 @@ class SplitTask:
     splits: dict[str, tuple[Example, ...]]
     held_out: bool
 
-    def records(self, split: str, seed: int) -> list[dict[str, Any]]:
-        """SFT records `{"task","prompt","completion"[, "references"]}`; templates drawn by seed."""
+    def records(self, split: str, seed: int, filler: float = 0.0) -> list[dict[str, Any]]:
+        """SFT records `{"task","prompt","completion"[, "references"]}`; templates drawn by seed. With
+        `filler`, that fraction of train completions (tasks without labels) is padded as a chatty
+        demonstrator would; the references stay the bare answer."""
         rng = random.Random(f"{seed}:{self.task.name}:{split}")
+        pad = random.Random(f"{seed}:{self.task.name}:{split}:filler")
         out = []
         for ex in self.splits[split]:
             record = {"task": self.task.name, "prompt": self.task.render(ex, rng.randrange(1 << 30)),
                       "completion": ex.output}
-            if len(ex.all_references()) > 1:
+            if split == "train" and filler and not self.task.labels and pad.random() < filler:
+                record["completion"] = pad.choice(FILLERS).format(ex.output)
+                record["references"] = list(ex.all_references())
+            elif len(ex.all_references()) > 1:
                 record["references"] = list(ex.all_references())
             out.append(record)
         return out
