@@ -71,3 +71,9 @@ def test_overrides_may_follow_options(tmp_path, tokenizer_dir, corpus_file):
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "o" / "complete.json").is_file()
     assert run_cli("pretrain", "pretrain/tiny", "--bogus").returncode == 2
+
+
+def test_run_help_lists_the_pipeline_stages():
+    from instructgpt import cli, pipeline
+    assert cli.STAGES == pipeline.STAGES
+    assert set(pipeline.OUTPUTS) == set(pipeline.STAGES)

@@ -331,8 +331,9 @@ class RunConfig(StrictConfig):
     few_shot: int = Field(3, ge=0, description="examples in the prompted base model's prompts; 0 = leave it out")
     seed: int | None = Field(None, description="one seed for every stage (tasks, sampling, training); "
                              "None keeps each stage's own")
-    base_model: str | None = Field(None, description="start SFT from this HF folder (or GGUF, model wheel) "
-                                   "instead of training a tokenizer and pretraining")
+    base_model: str | None = Field(None, description="start SFT from this HF model folder (`instructgpt import` "
+                                   "makes one from a GGUF file or model wheel) instead of training a tokenizer "
+                                   "and pretraining")
 
 
 def require(cfg: StrictConfig, *keys: str) -> None:
