@@ -109,3 +109,25 @@ def test_bootstrap_interval_covers_the_mean_and_narrows_with_more_prompts():
 
 def test_group_means_weigh_each_task_once():
     assert group_means({"a": 1.0, "b": 0.0, "c": 0.5}, {"a": "x", "b": "x", "c": "y"}) == {"x": 0.5, "y": 0.5}
+
+
+def test_pretraining_nll_is_the_mean_token_loss_on_validation_windows(tmp_path, model_dir, tokenizer,
+                                                                      tokenizer_dir, corpus_file):
+    import math
+
+    from instructgpt.data.shards import build_shards
+    from instructgpt.eval.evaluate import pretrain_nll
+    from instructgpt.models.build import load_model
+    from instructgpt.objectives.lm import causal_lm_loss
+    _, val, _ = build_shards([str(corpus_file)], tokenizer, str(tokenizer_dir), tmp_path / "shards", 0.05,
+                             progress=False)
+    model = load_model(model_dir)
+    nll = pretrain_nll(model, str(tmp_path / "shards"), windows=4)
+    ids = torch.from_numpy(val.sequential_windows(4, 128))
+    with torch.no_grad():
+        loss, n = causal_lm_loss(model(input_ids=ids).logits, ids)
+    assert nll == pytest.approx(float(loss) / n, rel=1e-5)
+    assert abs(nll - math.log(model.config.vocab_size)) < 1.0  # an untrained model is near uniform
+    small = build_model(ModelConfig(preset="tiny"), tokenizer)
+    small.config.vocab_size = 10  # a model of another, smaller vocabulary is not scored
+    assert pretrain_nll(small, str(tmp_path / "shards"), windows=4) is None

@@ -309,6 +309,9 @@ class EvalConfig(StrictConfig):
     agreement: float = Field(0.75, gt=0.5, le=1.0, description="the held-out labeler's noise is set so it "
                              "agrees this often with the oracle on the judged pairs")
     bootstrap: int = Field(1000, gt=0, description="resamples of the prompts for 95% intervals")
+    lm_shards: str | None = Field(None, description="a pretrain stage's shards/ folder: each model's NLL on its "
+                                  "validation tokens (what RL costs on the pretraining distribution)")
+    lm_windows: int = Field(32, gt=0, description="validation windows of 128 tokens scored for the NLL")
     batch_size: int = Field(64, gt=0)
     seed: int = 1234
 

@@ -15,11 +15,13 @@ from instructgpt.config import EvalConfig, EvalModel, SFTConfig, TasksConfig, Us
 from instructgpt.data.comparisons import load_comparisons, pair_accuracy
 from instructgpt.data.preference import encode_completion, encode_prompt
 from instructgpt.data.sft import TaskData, load_task_data, to_example
+from instructgpt.data.shards import load_shards
 from instructgpt.eval.stats import bootstrap_interval, group_means, mean
 from instructgpt.generation import Sample, sample_many
 from instructgpt.models.build import load_model, pad_id
 from instructgpt.models.parts import action_logprobs
 from instructgpt.models.reward import load_score_model, score_sequences
+from instructgpt.objectives.lm import causal_lm_loss
 from instructgpt.tasks.labeler import ORACLE, PROFILES, Labeler, Query
 from instructgpt.tasks.metrics import score
 from instructgpt.tokenizer.chat import stop_ids
@@ -101,6 +103,8 @@ def evaluate_model(spec: EvalModel, tasks: Sequence[TaskData], cfg: EvalConfig, 
         "held_out_mean": mean([v for k, v in scores.items() if held[k]]),
         "response_tokens": mean([len(s.tokens) for s in samples]),
         "kl": kl_to(baseline, model, prompts, samples) if baseline is not None and not spec.few_shot else None,
+        "pretrain_nll": pretrain_nll(model, cfg.lm_shards, cfg.lm_windows) if cfg.lm_shards and not spec.few_shot
+        else None,
         "samples": shown_samples(judged, samples),
     }
     return result, samples
@@ -142,6 +146,23 @@ def kl_to(reference, model, prompts: Sequence[Sequence[int]], samples: Sequence[
         ref_logp, _ = action_logprobs(reference, ids, attention, width_a)
         gaps += [lp - float(r[k].sum()) for (_, _, lp), r, k in zip(rows, ref_logp, keep)]
     return mean(gaps)
+
+
+@torch.no_grad()
+def pretrain_nll(model, shards_dir: str, windows: int, length: int = 128) -> float | None:
+    """Mean next-token NLL (nats) on the first `windows` windows of a pretraining validation shard;
+    None when the model's vocabulary is not the shard's."""
+    _, val, meta = load_shards(shards_dir)
+    if meta.get("vocab_size", 0) > model.config.vocab_size:  # another tokenizer's shards
+        return None
+    ids = torch.from_numpy(val.sequential_windows(windows, length)).to(next(model.parameters()).device)
+    model.eval()
+    total = count = 0.0
+    for start in range(0, ids.size(0), 16):
+        chunk = ids[start:start + 16]
+        loss, n = causal_lm_loss(model(input_ids=chunk).logits, chunk)
+        total, count = total + float(loss), count + n
+    return total / count
 
 
 def rm_accuracy(rm_path: str, files: Sequence[str], batch_size: int, max_len: int = 512) -> dict[str, float]:

@@ -57,10 +57,10 @@ def headline(eval_dir: Path, stages: dict[str, dict] | None = None) -> str:
         return "no evaluation results" + (": " + "; ".join(f"{k}: {v}" for k, v in missing.items()) if missing else "")
     rows = _headline_rows(results)
     text = [f"{'model':<20} {'win rate vs ' + summary['baseline']:<24} {'held-in':>8} {'held-out':>9} "
-            f"{'tax':>7} {'KL':>7} {'tokens':>7}"]
+            f"{'tax':>7} {'KL':>7} {'tokens':>7} {'LM NLL':>7}"]
     for r in rows:
         text.append(f"{r['name']:<20} {r['win']:<24} {r['held_in']:>8} {r['held_out']:>9} {r['tax']:>7} "
-                    f"{r['kl']:>7} {r['tokens']:>7}")
+                    f"{r['kl']:>7} {r['tokens']:>7} {r['nll']:>7}")
     text += [f"{name:<20} no numbers: {why}" for name, why in missing.items()]
     return "\n".join(text)
 
@@ -125,7 +125,8 @@ def _headline_rows(results: list[dict]) -> list[dict[str, str]]:
                      "oracle": _fmt(r.get("oracle_win_rate")),
                      "held_in": _fmt(r["held_in_mean"]), "held_out": _fmt(r["held_out_mean"]),
                      "tax": _fmt(r["held_in_mean"] - sft["held_in_mean"], signed=True) if rl and sft else "–",
-                     "kl": _fmt(r.get("kl"), 2), "tokens": _fmt(r["response_tokens"], 1)})
+                     "kl": _fmt(r.get("kl"), 2), "tokens": _fmt(r["response_tokens"], 1),
+                     "nll": _fmt(r.get("pretrain_nll"), 3)})
     return rows
 
 
