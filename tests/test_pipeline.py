@@ -15,7 +15,8 @@ TINY = ["name=t", "tasks.n_train=20", "tasks.n_val=5", "tasks.n_test=5", "tasks.
         "ppo.train.max_steps=2", "ppo.train.batch_size=4", "ppo.train.progress=false", "ppo.judge.prompts_per_task=1",
         "ppo.judge.max_new_tokens=4", "dpo.train.max_steps=2", "dpo.train.batch_size=4", "dpo.train.progress=false",
         "dpo.judge.prompts_per_task=1", "dpo.judge.max_new_tokens=4", "eval.examples_per_task=2",
-        "eval.win_prompts_per_task=1", "eval.max_new_tokens=4", "eval.bootstrap=50", "few_shot=1"]
+        "eval.win_prompts_per_task=1", "eval.max_new_tokens=4", "eval.bootstrap=50", "few_shot=1",
+        "sft.eval.baseline=true"]
 STAGES = ("tasks", "tokenizer", "pretrain", "sft", "rm", "ppo", "ppo-ptx", "dpo")
 
 
@@ -61,7 +62,7 @@ def test_run_end_to_end_then_skip(tmp_path):
     assert stages["ppo"]["status"] == "failed" and stages["dpo"]["status"] == "not run"
     assert not (run / "dpo").exists() and not (run / "eval").exists()
     report = (run / "report.md").read_text()
-    assert "stage ppo: failed" in report and "stage dpo: not run" in report and "| ppo |" not in report
+    assert "stage ppo: failed" in report and "stage dpo: not run" in report and "| ppo | 0." not in report
 
 
 def test_ctrl_c_then_rerun_continues(tmp_path):
