@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import torch
+from tqdm import tqdm
 
 from instructgpt.config import EvalConfig, EvalModel, SFTConfig, TasksConfig, UserError
 from instructgpt.data.comparisons import load_comparisons, pair_accuracy
@@ -191,13 +192,14 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
     out = Path(cfg.out) if cfg.out else None
     base_spec = cfg.models[names.index(base_name)]
     info(f"eval: {len(cfg.models)} model(s) on {len(tasks)} tasks, baseline {base_name}")
-    base_result, base_samples = evaluate_model(base_spec, tasks, cfg, cfg.seed)
-    reference = load_model(base_spec.path)
-    results, samples = {base_name: base_result}, {base_name: base_samples}
-    for spec in cfg.models:
-        if spec.name != base_name:
-            info(f"eval: {spec.name} ({spec.path})")
-            results[spec.name], samples[spec.name] = evaluate_model(spec, tasks, cfg, cfg.seed + 1, reference)
+    order = [base_spec] + [spec for spec in cfg.models if spec.name != base_name]
+    results, samples, reference = {}, {}, None
+    for spec in tqdm(order, desc="eval", unit="model", disable=None):
+        seed = cfg.seed if reference is None else cfg.seed + 1  # the baseline's samples differ from the others'
+        results[spec.name], samples[spec.name] = evaluate_model(spec, tasks, cfg, seed, reference)
+        if reference is None:
+            reference = load_model(base_spec.path)
+    base_samples = samples[base_name]
     judged = win_examples(tasks, cfg)
     queries = [_query(t, ex) for t, ex in judged]
     pairs = [(q, [a.text, b.text]) for name in names if name != base_name
