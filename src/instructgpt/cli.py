@@ -33,9 +33,9 @@ def cmd_eval(ns: argparse.Namespace) -> None:
     if not ns.models and not ns.prompted:
         raise UserError("eval: give one or more model folders: instructgpt eval [NAME=]PATH ...")
     specs = [_model_spec(m) for m in ns.models] + [_model_spec(m, ns.few_shot) for m in ns.prompted]
-    if ns.baseline and ns.baseline not in {s["name"] for s in specs}:
-        specs.insert(0, _model_spec(ns.baseline))
     baseline = _model_spec(ns.baseline)["name"] if ns.baseline else None
+    if baseline and baseline not in {s["name"] for s in specs}:  # a path or name not among the models
+        specs.insert(0, _model_spec(ns.baseline))
     run_dir = Path(specs[0]["path"]).absolute().parent if specs else Path(".")
     tasks_dir = ns.tasks_dir or (str(run_dir / "tasks") if (run_dir / "tasks" / "index.json").is_file() else None)
     overrides = [f"{k}={v}" for k, v in [("baseline", baseline), ("tasks_dir", tasks_dir),

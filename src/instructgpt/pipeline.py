@@ -24,14 +24,14 @@ OUTPUTS = {"tasks": ["tasks"], "tokenizer": ["tokenizer"], "pretrain": ["pretrai
                            "comparisons.json"],
            "reward": ["rm"], "ppo": ["ppo"], "ppo-ptx": ["ppo-ptx"], "dpo": ["dpo"], "eval": ["eval"],
            "report": ["report.md", "report.html", "plots"]}
-STATUS_FILE = "stages.json"
 
 
 class Recorder:
     """Times each stage and keeps `stages.json` true after every change (a crash leaves it true too)."""
 
     def __init__(self, run_dir: Path):
-        self.path = run_dir / STATUS_FILE
+        from instructgpt.eval.report import STAGES_FILE
+        self.path = run_dir / STAGES_FILE
         self.stages: dict[str, dict[str, Any]] = {name: {"status": "not run"} for name in STAGES}
         self.started = time.time()
         self._save()
@@ -185,14 +185,9 @@ def _evaluate(cfg: RunConfig, run_dir: Path, pretrained: str) -> None:
 
 def _eval_current(eval_dir: Path) -> bool:
     """Complete, and every model it scored is the one on disk now (not redone since)."""
-    from instructgpt.eval.evaluate import fingerprint
-    if not is_complete(eval_dir):
-        return False
-    for result in eval_dir.glob("*.json"):
-        r = json.loads(result.read_text())
-        if "fingerprint" in r and (not Path(r["path"]).is_dir() or fingerprint(r["path"]) != r["fingerprint"]):
-            return False
-    return True
+    from instructgpt.eval.evaluate import is_current
+    results = [json.loads(p.read_text()) for p in eval_dir.glob("*.json")] if is_complete(eval_dir) else []
+    return bool(results) and all(is_current(r) for r in results if "fingerprint" in r)
 
 
 def _write_report(run_dir: Path, rec: Recorder) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import torch
+from torch.nn.utils.rnn import pad_sequence
 from tqdm import tqdm
 
 from instructgpt.config import EvalConfig, EvalModel, SFTConfig, TasksConfig, UserError
@@ -19,6 +20,7 @@ from instructgpt.data.sft import TaskData, load_task_data, to_example
 from instructgpt.data.shards import load_shards
 from instructgpt.eval.stats import bootstrap_interval, group_means, mean
 from instructgpt.generation import Sample, sample_many
+from instructgpt.generation.decode import left_pad
 from instructgpt.models.build import load_model, pad_id
 from instructgpt.models.parts import action_logprobs
 from instructgpt.models.reward import load_score_model, score_sequences
@@ -66,6 +68,11 @@ def fingerprint(path: str | Path) -> str:
         if (folder / name).is_file():
             return hashlib.sha256((folder / name).read_bytes()).hexdigest()[:16]
     raise UserError(f"{folder}: not a model folder (no config.json); give a folder written by a stage or import")
+
+
+def is_current(result: dict[str, Any]) -> bool:
+    """The model a result scored is still the one on disk (not trained again since)."""
+    return Path(result["path"]).is_dir() and fingerprint(result["path"]) == result["fingerprint"]
 
 
 def prompt_messages(task: TaskData, example: dict, split: str, k: int) -> list[dict[str, str]]:
@@ -133,19 +140,15 @@ def kl_to(reference, model, prompts: Sequence[Sequence[int]], samples: Sequence[
         return None
     reference.eval()
     gaps = []
-    for start in range(0, len(prompts), 64):
-        rows = [(list(p), list(s.tokens), s.logprob) for p, s in zip(prompts[start:start + 64],
-                                                                      samples[start:start + 64])]
-        width_p, width_a = max(len(p) for p, _, _ in rows), max(max(len(a) for _, a, _ in rows), 1)
-        ids = torch.zeros((len(rows), width_p + width_a), dtype=torch.long)
-        attention = torch.zeros_like(ids)
-        keep = torch.zeros((len(rows), width_a), dtype=torch.bool)
-        for i, (p, a, _) in enumerate(rows):  # prompt left-padded, response right-padded, as in a rollout
-            ids[i, width_p - len(p):width_p + len(a)] = torch.tensor(p + a)
-            attention[i, width_p - len(p):width_p + len(a)] = 1
-            keep[i, :len(a)] = True
-        ref_logp, _ = action_logprobs(reference, ids, attention, width_a)
-        gaps += [lp - float(r[k].sum()) for (_, _, lp), r, k in zip(rows, ref_logp, keep)]
+    for start in range(0, len(prompts), 64):  # prompt left-padded, response right-padded, as in a rollout
+        chunk = samples[start:start + 64]
+        prompt_ids, prompt_mask = left_pad(prompts[start:start + 64], 0)
+        responses = [torch.tensor(s.tokens or (0,), dtype=torch.long) for s in chunk]
+        keep = pad_sequence([torch.ones(len(s.tokens), dtype=torch.bool) for s in chunk], batch_first=True)
+        ids = torch.cat([prompt_ids, pad_sequence(responses, batch_first=True)], 1)
+        attention = torch.cat([prompt_mask, pad_sequence([torch.ones_like(r) for r in responses], batch_first=True)], 1)
+        ref_logp, _ = action_logprobs(reference, ids, attention, ids.size(1) - prompt_ids.size(1))
+        gaps += [s.logprob - float(r[:k.numel()][k].sum()) for s, r, k in zip(chunk, ref_logp, keep)]
     return mean(gaps)
 
 

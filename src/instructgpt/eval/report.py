@@ -12,7 +12,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from instructgpt.eval.evaluate import fingerprint
+from instructgpt.eval.evaluate import is_current
 from instructgpt.eval.plots import training_curves, win_rate_figure
 from instructgpt.utils.io import atomic_write_text
 
@@ -21,6 +21,7 @@ STAGE_OF = {"pretrained": "pretrain", "pretrained-prompted": "pretrain", "sft": 
             "ppo-ptx": "ppo-ptx", "dpo": "dpo"}
 BAD = ("failed", "interrupted", "not run", "running")
 SAMPLE_TASKS = 6
+STAGES_FILE = "stages.json"  # the pipeline's record of each stage's status and time
 
 
 def load_results(eval_dir: Path, stages: dict[str, dict]) -> tuple[dict, list[dict], dict[str, str]]:
@@ -41,7 +42,7 @@ def load_results(eval_dir: Path, stages: dict[str, dict]) -> tuple[dict, list[di
             missing[name] = "not evaluated"
             continue
         r = json.loads(path.read_text())
-        if not Path(r["path"]).is_dir() or fingerprint(r["path"]) != r["fingerprint"]:
+        if not is_current(r):
             missing[name] = "the model changed after it was evaluated (stale results not shown)"
             continue
         results.append(r)
@@ -105,7 +106,7 @@ def write(run_dir: str | Path, eval_dir: str | Path) -> Path:
 
 
 def _stages(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "stages.json"
+    path = run_dir / STAGES_FILE
     return json.loads(path.read_text()) if path.is_file() else {}
 
 

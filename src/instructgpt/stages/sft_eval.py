@@ -3,22 +3,18 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from instructgpt.data.preference import encode_prompt
 from instructgpt.data.sft import TaskData
 from instructgpt.generation import sample_many
 from instructgpt.models.build import pad_id
 from instructgpt.tasks.metrics import score
-from instructgpt.tokenizer.chat import encode_chat, stop_ids
-
-
-def prompt_ids(tokenizer, example: dict) -> list[int]:
-    """The example's messages before its answer, ending with the assistant header."""
-    return encode_chat(tokenizer, example["messages"][:-1], add_generation_prompt=True)[0]
+from instructgpt.tokenizer.chat import stop_ids
 
 
 def answer(model, tokenizer, examples: Sequence[dict], max_new_tokens: int, batch_size: int,
            max_prompt_len: int | None = None) -> list[str]:
     """Greedy answers."""
-    prompts = [prompt_ids(tokenizer, ex) for ex in examples]
+    prompts = [encode_prompt(tokenizer, ex["messages"][:-1]) for ex in examples]
     if max_prompt_len:
         prompts = [p[-max_prompt_len:] for p in prompts]
     samples = sample_many(model, tokenizer, prompts, pad_id=pad_id(tokenizer), stop_ids=stop_ids(tokenizer),

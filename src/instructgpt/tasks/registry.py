@@ -47,8 +47,7 @@ class SplitTask:
                       "completion": ex.output}
             if split == "train" and filler and not self.task.labels and pad.random() < filler:
                 record["completion"] = pad.choice(FILLERS).format(ex.output)
-                record["references"] = list(ex.all_references())
-            elif len(ex.all_references()) > 1:
+            if list(ex.all_references()) != [record["completion"]]:
                 record["references"] = list(ex.all_references())
             out.append(record)
         return out
