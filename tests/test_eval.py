@@ -88,6 +88,8 @@ def test_kl_of_a_model_to_itself_is_zero_and_to_another_is_positive(model_dir, t
     model = load_model(model_dir)
     torch.manual_seed(1)
     other = build_model(ModelConfig(preset="tiny"), tokenizer)
+    with torch.no_grad():  # a peaked distribution: the policy's samples are unlikely under it
+        other.lm_head.weight.mul_(30)
     prompts = [encode_prompt(tokenizer, [{"role": "user", "content": f"say {w}"}]) for w in ("a", "bb", "ccc")]
     samples = [r[0] for r in sample_many(model, tokenizer, prompts, pad_id=pad_id(tokenizer),
                                          stop_ids=stop_ids(tokenizer), max_new_tokens=6, batch_size=2,

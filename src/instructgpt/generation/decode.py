@@ -1,12 +1,22 @@
-"""Batched KV-cache decoding of causal LMs: greedy or sampled (temperature, top-k, top-p), stop ids."""
+"""Batched KV-cache decoding of causal LMs: greedy or sampled (temperature, top-k, top-p per row),
+stop ids and stop strings, per-token log-probs, seeded per batch or per row.
+
+Llama-family models run through `LeanLlama` over a preallocated cache (`generation/llama.py`);
+any other causal LM, or a PEFT-wrapped one, through its own HF forward and cache.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Sequence
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
 
 import torch
 
+from instructgpt.generation.llama import LeanLlama, supports
 from instructgpt.models.parts import position_ids
+
+# Called after every step with the (B,) tokens just chosen and the (B,) rows that were still live;
+# may return a (B,) bool of rows to stop now (a client that went away).
+StepHook = Callable[[torch.Tensor, torch.Tensor], "torch.Tensor | None"]
 
 
 @dataclass
@@ -16,15 +26,28 @@ class Generation:
     tokens: torch.Tensor    # (B, A) long, pad_id after each response's stop token
     logprobs: torch.Tensor  # (B, A) float, log p(token) under the model's unscaled distribution
     mask: torch.Tensor      # (B, A) bool, True on generated tokens up to and including the stop token
-    stopped: torch.Tensor   # (B,) bool, False where max_new_tokens ran out before a stop token
+    stopped: torch.Tensor   # (B,) bool, False where max_new_tokens ran out before a stop id or string
+    stop_id: torch.Tensor | None = None  # (B,) bool, True where the last generated token is a stop id
+    stop_strings: list[tuple[str, ...]] = field(default_factory=list)  # per row; texts end before them
 
     def texts(self, tokenizer) -> list[str]:
-        """Each response without its stop token."""
+        """Each response without its stop token, cut before the first stop string."""
+        stop_id = self.stopped if self.stop_id is None else self.stop_id
         out = []
-        for row, keep, done in zip(self.tokens, self.mask, self.stopped):
-            ids = row[keep].tolist()
-            out.append(tokenizer.decode(ids[:-1] if done else ids, skip_special_tokens=True))
+        for row, (ids, keep) in enumerate(zip(self.tokens, self.mask)):
+            ids = ids[keep].tolist()
+            if bool(stop_id[row]) and ids:
+                ids = ids[:-1]
+            text = tokenizer.decode(ids, skip_special_tokens=True)
+            cut = cut_at_stop(text, self.stop_strings[row] if self.stop_strings else ())
+            out.append(text if cut is None else cut)
         return out
+
+
+def cut_at_stop(text: str, stops: Sequence[str]) -> str | None:
+    """`text` up to the earliest stop string, or None when it holds none."""
+    found = [text.find(s) for s in stops if s and s in text]
+    return text[:min(found)] if found else None
 
 
 def left_pad(prompts: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -38,52 +61,145 @@ def left_pad(prompts: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tenso
     return ids, mask
 
 
-def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
-    """(B, V) logits with everything outside the top-k / the top-p nucleus set to -inf."""
-    if top_k > 0:
-        kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    if top_p < 1.0:
+def per_row(value, batch: int, dtype: torch.dtype, device) -> torch.Tensor:
+    """A scalar or one value per row as a (B,) tensor."""
+    out = torch.as_tensor(value, dtype=dtype, device=device)
+    return out.expand(batch) if out.dim() == 0 else out
+
+
+def filter_logits(logits: torch.Tensor, top_k=0, top_p=1.0) -> torch.Tensor:
+    """(B, V) logits with everything outside each row's top-k / top-p nucleus set to -inf.
+
+    top_k, top_p: scalars or (B,) per row; top_k 0 and top_p 1 leave a row as it is.
+    """
+    B, V = logits.shape
+    k = per_row(top_k, B, torch.long, logits.device).clamp(max=V)
+    p = per_row(top_p, B, logits.dtype, logits.device)
+    if bool((k > 0).any()):
+        kth = logits.sort(-1, descending=True).values.gather(1, (k - 1).clamp(min=0)[:, None])  # (B, 1)
+        logits = logits.masked_fill((logits < kth) & (k > 0)[:, None], float("-inf"))
+    if bool((p < 1).any()):
         sorted_logits, order = torch.sort(logits, descending=True)
-        cumulative = sorted_logits.softmax(-1).cumsum(-1)
-        drop = cumulative - sorted_logits.softmax(-1) >= top_p  # keep the token that crosses top_p
+        probs = sorted_logits.softmax(-1)
+        drop = (probs.cumsum(-1) - probs >= p[:, None]) & (p < 1)[:, None]  # keep the token that crosses top_p
         logits = logits.masked_fill(drop.scatter(1, order, drop), float("-inf"))
     return logits
 
 
+def choose(logits: torch.Tensor, temperature: torch.Tensor, top_k, top_p, uniform: torch.Tensor) -> torch.Tensor:
+    """(B,) next tokens: argmax where temperature is 0, else an inverse-CDF draw with `uniform` (B,)."""
+    greedy = logits.argmax(-1)
+    hot = temperature > 0
+    if not bool(hot.any()):
+        return greedy
+    scaled = filter_logits(logits / torch.where(hot, temperature, 1.0)[:, None], top_k, top_p)
+    cdf = scaled.softmax(-1).cumsum(-1)
+    drawn = torch.searchsorted(cdf, (uniform * cdf[:, -1])[:, None], right=True).squeeze(1)
+    return torch.where(hot, drawn.clamp(max=logits.size(-1) - 1), greedy)
+
+
+class _HFStepper:
+    """The model's own forward and cache: any causal LM, PEFT-wrapped or not."""
+
+    def __init__(self, model, ids: torch.Tensor, attention: torch.Tensor):
+        self.model, self.attention = model, attention
+        self.positions = position_ids(attention)
+        self.ids, self.past = ids, None
+
+    def __call__(self) -> torch.Tensor:
+        out = self.model(input_ids=self.ids, attention_mask=self.attention, position_ids=self.positions,
+                         cache=self.past, use_cache=True)
+        self.past = out.cache  # transformers >= 5.24 names the KV cache `cache`
+        return out.logits[:, -1].float()
+
+    def feed(self, nxt: torch.Tensor) -> None:
+        B = nxt.size(0)
+        self.ids, self.positions = nxt[:, None], self.positions[:, -1:] + 1
+        self.attention = torch.cat([self.attention, self.attention.new_ones((B, 1))], 1)
+
+
+class _LeanStepper:
+    """`LeanLlama` over a cache preallocated for the prompt and every new token."""
+
+    def __init__(self, model, ids: torch.Tensor, attention: torch.Tensor, max_new_tokens: int):
+        self.lean = LeanLlama(model)
+        self.cache = self.lean.new_cache(ids.size(0), ids.size(1) + max_new_tokens)
+        self.ids, self.positions, self.real = ids, position_ids(attention), attention.bool()
+
+    def __call__(self) -> torch.Tensor:
+        return self.lean.forward(self.ids, self.positions, self.real, self.cache).float()
+
+    def feed(self, nxt: torch.Tensor) -> None:
+        self.ids, self.positions = nxt[:, None], self.positions[:, -1:] + 1
+        self.real = torch.ones_like(self.ids, dtype=torch.bool)
+
+
 @torch.no_grad()
 def generate(model, prompts: Sequence[Sequence[int]], *, pad_id: int, stop_ids: Sequence[int],
-             max_new_tokens: int, temperature: float = 0.0, top_k: int = 0, top_p: float = 1.0,
-             generator: torch.Generator | None = None) -> Generation:
-    """Continue every prompt until a stop id or `max_new_tokens`; temperature 0 = greedy."""
+             max_new_tokens: int, temperature=0.0, top_k=0, top_p=1.0,
+             generator: torch.Generator | None = None, row_generators: Sequence[torch.Generator] | None = None,
+             stop_strings: Sequence[Sequence[str]] | None = None, tokenizer=None,
+             on_step: StepHook | None = None, fast: bool = True) -> Generation:
+    """Continue every prompt until a stop id, a stop string or `max_new_tokens`.
+
+    temperature / top_k / top_p: scalars or one per row; temperature 0 = greedy.
+    Randomness: `row_generators` (one per row: a row's sample does not depend on its batch),
+    else `generator` for the whole batch, else torch's global generator.
+    stop_strings: per row; they need `tokenizer` to read the text as it grows.
+    fast=False forces the HF forward (the reference the fast path is tested against).
+    """
     device = next(model.parameters()).device
     ids, attention = (t.to(device) for t in left_pad(prompts, pad_id))
-    positions = position_ids(attention)
-    stop = torch.tensor(list(stop_ids), device=device)
     B = ids.size(0)
+    if stop_strings and any(stop_strings) and tokenizer is None:
+        raise ValueError("stop strings need the tokenizer to read the generated text")
+    if row_generators is not None and len(row_generators) != B:
+        raise ValueError(f"{len(row_generators)} row generators for {B} prompts")
+    step = (_LeanStepper(model, ids, attention, max_new_tokens) if fast and supports(model)
+            else _HFStepper(model, ids, attention))
+    temperature = per_row(temperature, B, torch.float, device)
+    stop = torch.tensor(list(stop_ids), device=device, dtype=torch.long)
     done = torch.zeros(B, dtype=torch.bool, device=device)
+    hit_id, hit_string = torch.zeros_like(done), torch.zeros_like(done)
     tokens, logprobs, masks = [], [], []
-    past = None
-    step_ids, step_pos = ids, positions
     for _ in range(max_new_tokens):
-        out = model(input_ids=step_ids, attention_mask=attention, position_ids=step_pos,
-                    cache=past, use_cache=True)
-        past = out.cache  # transformers >= 5.24 names the KV cache `cache`
-        logits = out.logits[:, -1].float()                                  # (B, V)
-        if temperature > 0:
-            probs = filter_logits(logits / temperature, top_k, top_p).softmax(-1)
-            nxt = torch.multinomial(probs, 1, generator=generator).squeeze(1)
-        else:
-            nxt = logits.argmax(-1)
+        logits = step()                                                                 # (B, V)
+        uniform = _uniform(B, generator, row_generators, device) if bool((temperature > 0).any()) else None
+        nxt = choose(logits, temperature, top_k, top_p, uniform) if uniform is not None else logits.argmax(-1)
         nxt = torch.where(done, torch.full_like(nxt, pad_id), nxt)
         logprobs.append(logits.log_softmax(-1).gather(1, nxt[:, None]).squeeze(1))
         masks.append(~done)
         tokens.append(nxt)
-        done = done | torch.isin(nxt, stop)
+        live = ~done
+        hit_id = hit_id | (live & torch.isin(nxt, stop))
+        if stop_strings and any(stop_strings):
+            hit_string = hit_string | _hit_stop_string(tokens, masks, stop_strings, tokenizer, done | hit_id)
+        done = done | hit_id | hit_string
+        if on_step is not None:
+            cancel = on_step(nxt, live)
+            if cancel is not None:
+                done = done | cancel.to(device)
         if bool(done.all()):
             break
-        step_ids = nxt[:, None]
-        step_pos = step_pos[:, -1:] + 1
-        attention = torch.cat([attention, torch.ones((B, 1), dtype=attention.dtype, device=device)], 1)
+        step.feed(nxt)
     mask = torch.stack(masks, 1)
-    return Generation(torch.stack(tokens, 1), torch.stack(logprobs, 1).masked_fill(~mask, 0.0), mask, done)
+    return Generation(torch.stack(tokens, 1), torch.stack(logprobs, 1).masked_fill(~mask, 0.0), mask,
+                      hit_id | hit_string, hit_id, [tuple(s) for s in stop_strings] if stop_strings else [])
+
+
+def _uniform(B: int, generator, row_generators, device) -> torch.Tensor:
+    if row_generators is not None:
+        return torch.stack([torch.rand((), generator=g, device=g.device) for g in row_generators]).to(device)
+    gen_device = generator.device if generator is not None else device
+    return torch.rand(B, generator=generator, device=gen_device).to(device)
+
+
+def _hit_stop_string(tokens: list[torch.Tensor], masks: list[torch.Tensor], stop_strings, tokenizer,
+                     done: torch.Tensor) -> torch.Tensor:
+    """(B,) rows not yet done whose text now holds one of their stop strings."""
+    hit = torch.zeros_like(done)
+    for row, stops in enumerate(stop_strings):
+        if stops and not bool(done[row]):
+            ids = [int(t[row]) for t, m in zip(tokens, masks) if bool(m[row])]
+            hit[row] = cut_at_stop(tokenizer.decode(ids, skip_special_tokens=True), stops) is not None
+    return hit
