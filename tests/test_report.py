@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import chromium_driver, needs_chromium
 from instructgpt.eval import report
 from instructgpt.eval.evaluate import fingerprint
 
@@ -94,25 +95,13 @@ def test_no_results_says_so(tmp_path):
     assert "No evaluation results." in (run / "report.md").read_text()
 
 
-CHROMIUM, DRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
-
-
-@pytest.mark.skipif(not (CHROMIUM.exists() and DRIVER.exists()),
-                    reason="needs Debian's chromium and chromium-driver (.ci/run installs them)")
+@needs_chromium
 def test_report_html_renders_in_headless_chromium(tmp_path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
 
     run = fake_run(tmp_path)
     html = report.write(run, run / "eval")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,1600"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(str(DRIVER)), options=options)
+    driver = chromium_driver(tmp_path / "profile")
     try:
         driver.get(html.as_uri())
         assert "instructgpt report" in driver.title

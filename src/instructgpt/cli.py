@@ -113,6 +113,38 @@ def cmd_import(ns: argparse.Namespace) -> None:
     import_model(ns.source, ns.out)
 
 
+def _sampling(ns: argparse.Namespace):
+    from instructgpt.inference import SamplingParams
+    return SamplingParams(max_new_tokens=ns.max_tokens, temperature=ns.temperature, top_p=ns.top_p,
+                          top_k=ns.top_k, stop=tuple(ns.stop or ()), seed=ns.seed)
+
+
+def cmd_generate(ns: argparse.Namespace) -> None:
+    from instructgpt.inference import load, terminal
+    terminal.generate(_text_engine(load(ns.model, ns.device)), ns.prompt, _sampling(ns), ns.chat)
+
+
+def cmd_chat(ns: argparse.Namespace) -> None:
+    from instructgpt.inference import load, terminal
+    terminal.chat(_text_engine(load(ns.model, ns.device)), _sampling(ns), ns.system)
+
+
+def _text_engine(engine):
+    if not hasattr(engine, "tokenizer"):
+        engine.generate()  # a heads folder: raises its one-line error
+    return engine
+
+
+def cmd_serve(ns: argparse.Namespace) -> None:
+    import os
+    from instructgpt.config import ServeConfig, load_config
+    from instructgpt.serve import serve
+    flags = [f"{k}={v}" for k, v in (("host", ns.host), ("port", ns.port), ("name", ns.name)) if v is not None]
+    cfg = load_config(ServeConfig, ns.config, [f"model={ns.model}", *flags, *ns.overrides])
+    key = ns.api_key or os.environ.get("INSTRUCTGPT_API_KEY")
+    serve(cfg.model_copy(update={"api_key": key}) if key else cfg)
+
+
 def cmd_bench(ns: argparse.Namespace) -> None:
     from instructgpt.bench import run_bench
     run_bench(ns.suite, ns.steps, ns.out)
@@ -177,6 +209,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source")
     p.add_argument("out")
     p.set_defaults(func=cmd_import)
+
+    for name, text in [("generate", "continue PROMPT (or answer it with --chat) and print the text as it comes"),
+                       ("chat", "talk to a model in the terminal (one line per turn)")]:
+        p = sub.add_parser(name, help=text)
+        p.add_argument("model", help="model folder (runs/NAME/sft, ppo, dpo ... or an imported model)")
+        if name == "generate":
+            p.add_argument("prompt")
+            p.add_argument("--chat", action="store_true", help="send PROMPT as a user message (chat template)")
+        else:
+            p.add_argument("--system", help="a system message to start the conversation")
+        p.add_argument("--max-tokens", type=int, default=128 if name == "generate" else 256)
+        p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
+        p.add_argument("--top-p", type=float, default=1.0)
+        p.add_argument("--top-k", type=int, default=0)
+        p.add_argument("--stop", action="append", help="a string that ends the reply (repeatable)")
+        p.add_argument("--seed", type=int)
+        p.add_argument("--device", default="auto")
+        p.set_defaults(func=cmd_generate if name == "generate" else cmd_chat)
+
+    p = sub.add_parser("serve", help="OpenAI-compatible server and web chat page for a model")
+    p.add_argument("model", help="model folder (runs/NAME/sft, ppo, dpo ... or an imported model)")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="ServeConfig keys (max_batch=16 ...)")
+    p.add_argument("--config", help="YAML ServeConfig")
+    p.add_argument("--host", help="bind address (default 127.0.0.1; 0.0.0.0 exposes it)")
+    p.add_argument("--port", type=int, help="default 8000")
+    p.add_argument("--name", help="model id clients use (default: the folder name)")
+    p.add_argument("--api-key", help="require `Authorization: Bearer KEY` (or set INSTRUCTGPT_API_KEY)")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("bench", help="benchmarks (throughput and MFU)")
     p.add_argument("suite", nargs="?", default="pretrain", choices=["pretrain"])

@@ -2,9 +2,9 @@
 from instructgpt.config.errors import UserError
 from instructgpt.config.loader import StrictConfig, dump_config, load_config, validate_config
 from instructgpt.config.schema import (PRESETS, ComparisonsConfig, DPOConfig, EvalConfig, EvalModel, ModelConfig, OptimConfig,
-                                       PPOConfig, PretrainConfig, RewardConfig, RunConfig, SFTConfig,
+                                       PPOConfig, PretrainConfig, RewardConfig, RunConfig, ServeConfig, SFTConfig,
                                        TasksConfig, TokenizerConfig, TrainConfig, require)
 
-__all__ = ["PRESETS", "ComparisonsConfig", "DPOConfig", "EvalConfig", "EvalModel", "PPOConfig", "RewardConfig", "ModelConfig", "OptimConfig", "PretrainConfig", "RunConfig", "SFTConfig", "StrictConfig",
+__all__ = ["PRESETS", "ComparisonsConfig", "DPOConfig", "EvalConfig", "EvalModel", "PPOConfig", "RewardConfig", "ModelConfig", "OptimConfig", "PretrainConfig", "RunConfig", "ServeConfig", "SFTConfig", "StrictConfig",
            "TasksConfig", "TokenizerConfig", "TrainConfig", "UserError", "dump_config", "load_config",
            "require", "validate_config"]

@@ -345,3 +345,24 @@ def require(cfg: StrictConfig, *keys: str) -> None:
         if not getattr(cfg, key):
             raise UserError(f"{type(cfg).__name__}: key '{key}' is required (set it in the YAML "
                             f"or as {key}=... on the command line)")
+
+
+class ServeConfig(StrictConfig):
+    """`instructgpt serve MODEL`: an OpenAI-compatible server and a web chat page over one model."""
+
+    model: str = Field(description="causal LM folder (runs/NAME/sft, ppo, dpo ... or an imported model)")
+    name: str | None = Field(None, description="model id clients send and /v1/models lists; default: folder name")
+    host: str = Field("127.0.0.1", description="bind address; 0.0.0.0 exposes the server to the network")
+    port: int = Field(8000, ge=0, le=65535)
+    api_key: str | None = Field(None, description="when set, /v1/* needs `Authorization: Bearer KEY`")
+    device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    max_batch: int = Field(8, ge=1, description="requests decoded together in one batch")
+    max_waiting: int = Field(256, ge=1, description="queued requests beyond this get 429")
+    batch_wait_ms: float = Field(5.0, ge=0, description="how long the first request of a batch waits for company")
+    max_prompt_tokens: int = Field(2048, ge=1, description="longer prompts get 400")
+    max_tokens_limit: int = Field(1024, ge=1, description="largest max_tokens a request may ask for")
+    default_max_tokens: int = Field(256, ge=1, description="max_tokens when a request gives none")
+    max_body_bytes: int = Field(1_000_000, ge=1024, description="larger request bodies get 413")
+    max_n: int = Field(8, ge=1, description="largest n (choices per request)")
+

@@ -1,11 +1,11 @@
-"""`classify`: labels and their probabilities for texts, from a task-heads folder or an SFT causal LM.
+"""`classify`: labels and their probabilities for texts, from a task-heads folder or a causal LM.
 
     heads folder (heads.json)   the task's head over the rendered prompt; softmax over its labels
     causal LM folder            every label scored as log P(label <|im_end|> | ChatML prompt),
                                 summed over its tokens; softmax over the labels
 
-Either way the prompt is the task's first instruction rendered with the text (tasks.json), as
-the model saw its tasks in training.
+With a task, the prompt is the task's first instruction rendered with the text (tasks.json), as
+the model saw its tasks in training; a causal LM also takes `labels=` alone, the text as the prompt.
 """
 from __future__ import annotations
 
@@ -30,39 +30,50 @@ class Classifier:
 
     @staticmethod
     def from_dir(path: str | Path, device: str = "auto") -> "Classifier":
-        """A heads folder (heads.json) or an HF causal LM folder with a tasks.json beside config.json."""
+        """A heads folder (heads.json) or an HF causal LM folder (tasks.json beside config.json for task=)."""
         path = Path(path)
         if is_heads_folder(path):
             return HeadsClassifier(path, device)
         if (path / "config.json").is_file():
-            return LMClassifier(path, device)
+            from instructgpt.models.build import load_model
+            from instructgpt.tokenizer.train import load_tokenizer
+            tasks = load_tasks_json(path) if (path / "tasks.json").is_file() else {}
+            model = load_model(path, "llama").to(resolve_device(device)).eval()
+            return LMClassifier(path, tasks, model, load_tokenizer(path))
         raise UserError(f"{path}: neither a task-heads folder (heads.json) nor a model folder (config.json)")
 
-    def prompts(self, texts: Sequence[str], task: str) -> list[str]:
-        """Each text inside the task's first instruction (as is when the task has none)."""
-        instructions = self.task(task).get("instructions") or []
+    def prompts(self, texts: Sequence[str], task: str | None) -> list[str]:
+        """Each text inside the task's first instruction (as is without a task, or when it has none)."""
+        instructions = (self.task(task).get("instructions") or []) if task is not None else []
         return [render_instruction(instructions[0], t) if instructions else t for t in texts]
 
     def task(self, task: str) -> dict[str, Any]:
         if task not in self.tasks:
-            raise UserError(f"{self.path}: unknown task '{task}' (known: {', '.join(sorted(self.tasks)) or 'none'})")
+            known = ", ".join(sorted(self.tasks)) or "none: the folder has no tasks.json"
+            raise UserError(f"{self.path}: unknown task '{task}' (known: {known})")
         return self.tasks[task]
 
-    def labels(self, task: str, override: Sequence[str] | None) -> list[str]:
+    def labels(self, task: str | None, override: Sequence[str] | None) -> list[str]:
+        if task is None and override is None:
+            raise UserError("classify needs labels=[...] or task=NAME (a task of the folder's tasks.json)")
         labels = list(override) if override is not None else list(self.task(task).get("labels") or [])
         if not labels:
             raise UserError(f"{self.path}: task '{task}' has no labels (tasks.json); pass labels=[...]")
+        if len(set(labels)) != len(labels) or not all(isinstance(x, str) and x for x in labels):
+            raise UserError(f"labels must be distinct non-empty strings (got {labels})")
         return labels
 
-    def classify(self, texts: Sequence[str], task: str, labels: Sequence[str] | None = None,
+    def classify(self, texts: Sequence[str], task: str | None, labels: Sequence[str] | None = None,
                  batch_size: int = 32) -> list[dict[str, Any]]:
         texts = [texts] if isinstance(texts, str) else list(texts)
         names = self.labels(task, labels)
-        probs = self.label_probs(self.prompts(texts, task), task, names, batch_size)  # (N, L)
-        return [{"label": names[int(row.argmax())], "probs": {n: float(p) for n, p in zip(names, row)}}
-                for row in probs]
+        scores = self.label_scores(self.prompts(texts, task), task, names, batch_size)  # (N, L)
+        return [{"label": names[int(row.argmax())],
+                 "probs": {n: float(p) for n, p in zip(names, row.softmax(-1))},
+                 "logprobs": {n: float(x) for n, x in zip(names, row)}} for row in scores]
 
-    def label_probs(self, prompts: list[str], task: str, labels: list[str], batch_size: int) -> torch.Tensor:
+    def label_scores(self, prompts: list[str], task: str | None, labels: list[str], batch_size: int) -> torch.Tensor:
+        """(N, L) log-likelihood of each label for each prompt; softmax gives the probabilities."""
         raise NotImplementedError
 
 
@@ -76,7 +87,10 @@ class HeadsClassifier(Classifier):
         self.model.to(self.device)
 
     @torch.no_grad()
-    def label_probs(self, prompts: list[str], task: str, labels: list[str], batch_size: int) -> torch.Tensor:
+    def label_scores(self, prompts: list[str], task: str | None, labels: list[str], batch_size: int) -> torch.Tensor:
+        """(N, L) log-softmax of the task head over the chosen labels."""
+        if task is None:
+            raise UserError(f"{self.path}: a task-heads folder needs task= (one of: {', '.join(sorted(self.tasks))})")
         own = self.model.task_labels[task]
         missing = [label for label in labels if label not in own]
         if missing:
@@ -90,24 +104,21 @@ class HeadsClassifier(Classifier):
             input_ids, mask = pad_batch(ids[i:i + batch_size], pad_id(self.tokenizer))
             task_ids = torch.full((input_ids.shape[0],), task_id, dtype=torch.long)
             logits = self.model(input_ids.to(self.device), mask.to(self.device), task_ids.to(self.device))
-            out.append(logits[:, columns.to(self.device)].float().softmax(dim=-1).cpu())
+            out.append(logits[:, columns.to(self.device)].float().log_softmax(dim=-1).cpu())
         return torch.cat(out) if out else torch.zeros(0, len(labels))
 
 
 class LMClassifier(Classifier):
-    """Scores each label as a completion of the ChatML prompt under a causal LM."""
+    """Scores each label as a completion of the ChatML prompt under a loaded causal LM."""
 
-    def __init__(self, path: Path, device: str = "auto"):
-        super().__init__(path, load_tasks_json(path))
-        from instructgpt.models.build import load_model
-        from instructgpt.tokenizer.train import load_tokenizer
-        self.device = resolve_device(device)
-        self.model = load_model(path, "llama").to(self.device).eval()
-        self.tokenizer = load_tokenizer(path)
+    def __init__(self, path: Path, tasks: dict[str, dict[str, Any]], model, tokenizer):
+        super().__init__(path, tasks)
+        self.model, self.tokenizer = model, tokenizer
+        self.device = next(model.parameters()).device
 
     @torch.no_grad()
-    def label_probs(self, prompts: list[str], task: str, labels: list[str], batch_size: int) -> torch.Tensor:
-        """(N, L) softmax over labels of Σ log P(label tokens + <|im_end|> | prompt)."""
+    def label_scores(self, prompts: list[str], task: str | None, labels: list[str], batch_size: int) -> torch.Tensor:
+        """(N, L) Σ log P(label tokens + <|im_end|> | prompt)."""
         tok = self.tokenizer
         im_end = tok.convert_tokens_to_ids(SPECIAL_TOKENS["im_end"])
         answers = [tok.encode(label, add_special_tokens=False) + [im_end] for label in labels]
@@ -117,7 +128,7 @@ class LMClassifier(Classifier):
             pairs += [(ids, answer) for answer in answers]
         scores = torch.cat([self.completion_logprobs(pairs[i:i + batch_size])
                             for i in range(0, len(pairs), batch_size)]) if pairs else torch.zeros(0)
-        return scores.view(len(prompts), len(labels)).softmax(dim=-1)
+        return scores.view(len(prompts), len(labels))
 
     def completion_logprobs(self, pairs: list[tuple[list[int], list[int]]]) -> torch.Tensor:
         """(P,) Σ log P(answer | prompt) for each (prompt ids, answer ids) pair."""
@@ -131,7 +142,7 @@ class LMClassifier(Classifier):
         return (logprobs * answer_mask[:, 1:]).sum(dim=1).cpu()
 
 
-def classify(model_dir: str | Path, texts: Sequence[str], task: str, labels: Sequence[str] | None = None,
+def classify(model_dir: str | Path, texts: Sequence[str], task: str | None = None, labels: Sequence[str] | None = None,
              batch_size: int = 32, device: str = "auto") -> list[dict[str, Any]]:
     """The function form: load the folder (heads or causal LM) and classify `texts` for `task`."""
     return Classifier.from_dir(model_dir, device).classify(texts, task, labels, batch_size)

@@ -1,0 +1,250 @@
+"""`Engine`: a trained folder ready to answer — generate, chat, classify, answer.
+
+    engine = instructgpt.load("runs/demo/ppo")
+    engine.generate("Once upon a time", max_new_tokens=20)          -> Completion
+    engine.chat([{"role": "user", "content": "Write 'house' backwards."}]).text
+    engine.classify(["I loved it"], task="review_sentiment")        -> [{"label", "probs"}]
+    engine.classify(["I loved it"], labels=["positive", "negative"])
+    engine.answer("What time does the store open?", context="The store opens at 7 am.")
+
+Every path decodes through `generation.generate` (the same decoder PPO rollouts and eval use).
+A task-heads folder answers `classify` only; a reward model is refused with a one-line error.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+
+from instructgpt.config.errors import UserError
+from instructgpt.generation import generate
+from instructgpt.models.build import pad_id
+from instructgpt.models.heads import is_heads_folder
+from instructgpt.tokenizer.chat import encode_chat, stop_ids
+from instructgpt.utils.device import resolve_device
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How to decode one prompt. temperature 0 = greedy; seed makes a sampled reply reproducible
+    whatever else is in its batch."""
+
+    max_new_tokens: int = 128
+    temperature: float = 0.0
+    top_p: float = 1.0
+    top_k: int = 0
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+    def __post_init__(self):
+        checks = [(self.max_new_tokens >= 1, "max_new_tokens must be at least 1"),
+                  (self.temperature >= 0, "temperature must be >= 0"),
+                  (0 < self.top_p <= 1, "top_p must be in (0, 1]"), (self.top_k >= 0, "top_k must be >= 0")]
+        for ok, message in checks:
+            if not ok:
+                raise UserError(f"{message} (got {self})")
+        object.__setattr__(self, "stop", tuple([self.stop] if isinstance(self.stop, str) else self.stop))
+
+
+@dataclass
+class Completion:
+    """One reply: text without stop token or stop string, its ids and their log-probabilities."""
+
+    text: str
+    tokens: list[int]
+    logprobs: list[float]
+    finish_reason: str          # "stop" (stop token or string), "length" (max_new_tokens) or "cancelled"
+    prompt_tokens: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# Called with (row, token id) for each token a row generates; returns True to stop that row.
+TokenSink = Callable[[int, int], bool]
+
+
+def check_policy_folder(path: Path) -> None:
+    """A one-line error unless `path` holds a causal LM (not a reward model, heads or a GGUF)."""
+    if path.suffix == ".gguf":
+        raise UserError(f"{path}: a GGUF file; convert it first with `instructgpt import {path} OUT`")
+    config = path / "config.json"
+    if not config.is_file():
+        raise UserError(f"{path}: not a model folder (no config.json); give a folder written by a stage "
+                        f"(runs/NAME/sft, ppo, dpo ...) or by `instructgpt import`")
+    try:
+        architectures = json.loads(config.read_text()).get("architectures") or []
+    except json.JSONDecodeError as e:
+        raise UserError(f"{config}: not valid JSON ({e})") from None
+    if any(a.endswith("ForSequenceClassification") for a in architectures):
+        raise UserError(f"{path}: a reward model ({architectures[0]}), not a policy; serve or load a causal LM "
+                        f"folder such as runs/NAME/sft or runs/NAME/ppo")
+    if architectures and not any(a.endswith("ForCausalLM") for a in architectures):
+        raise UserError(f"{path}: {architectures[0]} is not a causal LM; generation needs a *ForCausalLM model")
+
+
+class Engine:
+    """One model and its tokenizer, loaded once; thread-compatible (callers serialise decoding)."""
+
+    def __init__(self, path: Path, model, tokenizer, tasks: dict[str, dict[str, Any]] | None = None):
+        self.path, self.model, self.tokenizer = path, model, tokenizer
+        self.tasks = tasks or {}
+        self.name = path.name
+        self.device = next(model.parameters()).device
+        self.pad_id, self.stop_ids = pad_id(tokenizer), stop_ids(tokenizer)
+        self.max_length = int(getattr(model.config, "max_position_embeddings", 0) or 1 << 30)
+        self._classifier = None
+
+    @staticmethod
+    def from_checkpoint(path: str | Path, device: str = "auto", dtype: str = "auto") -> "Engine | HeadsEngine":
+        """An HF causal LM folder (a stage's output or an imported model), or a task-heads folder.
+
+        dtype "auto" keeps the saved weights' precision; "bfloat16" halves memory (fast on GPUs and
+        on CPUs with bf16 matrix units, slow on others).
+        """
+        path = Path(path)
+        if not path.exists():
+            raise UserError(f"{path}: no such model folder")
+        if is_heads_folder(path):
+            return HeadsEngine(path, device)
+        check_policy_folder(path)
+        from transformers import AutoModelForCausalLM
+        from transformers.utils import logging as hf_logging
+        from instructgpt.tokenizer.train import load_tokenizer
+        hf_logging.disable_progress_bar()  # "Loading weights" bars in a chat terminal or server log
+        if dtype != "auto" and dtype not in DTYPES:
+            raise UserError(f"unknown dtype '{dtype}' (use auto, {', '.join(DTYPES)})")
+        model = AutoModelForCausalLM.from_pretrained(str(path), dtype="auto" if dtype == "auto" else DTYPES[dtype])
+        model.to(resolve_device(device)).eval()
+        tokenizer = load_tokenizer(path)
+        tasks = json.loads((path / "tasks.json").read_text()) if (path / "tasks.json").is_file() else {}
+        return Engine(path, model, tokenizer, tasks)
+
+    # ---- prompts -------------------------------------------------------------------------------
+    def encode_text(self, prompt: str) -> list[int]:
+        """A raw prompt as ids (no chat template), as `/v1/completions` takes it."""
+        return self.tokenizer.encode(prompt, add_special_tokens=False)
+
+    def encode_messages(self, messages: Sequence[dict]) -> list[int]:
+        """Chat messages as ChatML ids ending in the assistant's turn opener."""
+        try:
+            ids, _ = encode_chat(self.tokenizer, messages, add_generation_prompt=True)
+        except ValueError as e:
+            raise UserError(f"messages: {e}") from None
+        return ids
+
+    # ---- decoding ------------------------------------------------------------------------------
+    def complete_ids(self, prompts: Sequence[Sequence[int]], params: Sequence[SamplingParams],
+                     sink: TokenSink | None = None) -> list[Completion]:
+        """Decode a batch of prompts, each with its own params; `sink` sees every token as it comes."""
+        if len(prompts) != len(params):
+            raise ValueError(f"{len(prompts)} prompts but {len(params)} params")
+        for ids, p in zip(prompts, params):
+            if not ids:
+                raise UserError("empty prompt: give at least one token of text")
+            if len(ids) + p.max_new_tokens > self.max_length:
+                raise UserError(f"prompt of {len(ids)} tokens + max_new_tokens {p.max_new_tokens} exceeds the "
+                                f"model's context of {self.max_length} tokens")
+        limits = torch.tensor([p.max_new_tokens for p in params])
+        steps = [0]
+        cancelled = torch.zeros(len(prompts), dtype=torch.bool)
+
+        def on_step(tokens: torch.Tensor, live: torch.Tensor) -> torch.Tensor:
+            """Ends rows at their own max_new_tokens, and rows whose sink asks to stop."""
+            steps[0] += 1
+            if sink is not None:
+                for row in live.nonzero().flatten().tolist():
+                    if sink(row, int(tokens[row])):
+                        cancelled[row] = True
+            return ((limits <= steps[0]) | cancelled).to(tokens.device)
+
+        gen = generate(
+            self.model, prompts, pad_id=self.pad_id, stop_ids=self.stop_ids, max_new_tokens=int(limits.max()),
+            temperature=[p.temperature for p in params], top_k=[p.top_k for p in params],
+            top_p=[p.top_p for p in params], row_generators=[self._generator(p.seed) for p in params],
+            stop_strings=[p.stop for p in params], tokenizer=self.tokenizer, on_step=on_step)
+        texts = gen.texts(self.tokenizer)
+        out = []
+        for row, prompt in enumerate(prompts):
+            keep = gen.mask[row]
+            reason = "stop" if bool(gen.stopped[row]) else "cancelled" if bool(cancelled[row]) else "length"
+            out.append(Completion(texts[row], gen.tokens[row][keep].tolist(), gen.logprobs[row][keep].tolist(),
+                                  reason, len(prompt)))
+        return out
+
+    def _generator(self, seed: int | None) -> torch.Generator:
+        g = torch.Generator(device=self.device)
+        return g.manual_seed(seed) if seed is not None else g.manual_seed(int(torch.randint(0, 2**62, ())))
+
+    def generate(self, prompts: str | Sequence[str], **params) -> Completion | list[Completion]:
+        """Continue raw text prompts (no chat template); one Completion per prompt (or one for a str)."""
+        single = isinstance(prompts, str)
+        items = [prompts] if single else list(prompts)
+        out = self.complete_ids([self.encode_text(p) for p in items], [SamplingParams(**params)] * len(items))
+        return out[0] if single else out
+
+    def chat(self, messages: Sequence[dict], **params) -> Completion:
+        """The assistant's reply to a conversation of {"role", "content"} messages."""
+        return self.complete_ids([self.encode_messages(messages)], [SamplingParams(**params)])[0]
+
+    def answer(self, question: str, context: str | None = None, task: str | None = None, **params) -> str:
+        """A short answer to `question`, from `context` when given (customer service: the notice).
+
+        With `task` (a QA task in the folder's tasks.json), the question goes inside that task's
+        instruction, as the model saw it in training; otherwise the context and question are the
+        user's message.
+        """
+        text = f"{context}\n{question}" if context else question
+        if task is not None:
+            from instructgpt.utils.prompt import render_instruction
+            instructions = self._task(task).get("instructions") or []
+            text = render_instruction(instructions[0], text) if instructions else text
+        params.setdefault("max_new_tokens", 64)
+        return self.chat([{"role": "user", "content": text}], **params).text.strip()
+
+    def _task(self, task: str) -> dict[str, Any]:
+        if task not in self.tasks:
+            known = ", ".join(sorted(self.tasks)) or "none: the folder has no tasks.json"
+            raise UserError(f"{self.path}: unknown task '{task}' (known: {known})")
+        return self.tasks[task]
+
+    # ---- classification ------------------------------------------------------------------------
+    def classify(self, texts: str | Sequence[str], labels: Sequence[str] | None = None, task: str | None = None,
+                 batch_size: int = 32) -> list[dict[str, Any]]:
+        """Each text's label and the probability of every label: log P(label <|im_end|> | prompt)
+        summed over the label's tokens, softmax over the labels. The prompt is the task's first
+        instruction around the text (with `task`), or the text itself (with `labels` only)."""
+        from instructgpt.inference.classify import LMClassifier
+        if self._classifier is None:
+            self._classifier = LMClassifier(self.path, self.tasks, self.model, self.tokenizer)
+        return self._classifier.classify(texts, task, labels, batch_size)
+
+
+class HeadsEngine:
+    """A task-heads folder: `classify` works; text generation is refused with a clear error."""
+
+    def __init__(self, path: Path, device: str = "auto"):
+        from instructgpt.inference.classify import HeadsClassifier
+        self.path, self.name = path, path.name
+        self.classifier = HeadsClassifier(path, device)
+        self.tasks = self.classifier.tasks
+
+    def classify(self, texts: str | Sequence[str], labels: Sequence[str] | None = None, task: str | None = None,
+                 batch_size: int = 32) -> list[dict[str, Any]]:
+        if task is None:
+            raise UserError(f"{self.path}: a task-heads folder needs task= (one of: {', '.join(sorted(self.tasks))})")
+        return self.classifier.classify(texts, task, labels, batch_size)
+
+    def _refuse(self, *args, **kwargs):
+        raise UserError(f"{self.path}: a task-heads classifier (heads.json) cannot generate text; use classify(), "
+                        f"or load a causal LM folder such as runs/NAME/sft")
+
+    generate = chat = answer = complete_ids = _refuse
+
+
+def load(path: str | Path, device: str = "auto", dtype: str = "auto") -> Engine | HeadsEngine:
+    """`instructgpt.load(path)`: the engine for a model folder."""
+    return Engine.from_checkpoint(path, device, dtype)
