@@ -158,6 +158,7 @@ def build_app(engine, cfg: ServeConfig) -> FastAPI:
     app = FastAPI(title="instructgpt", version=__version__, lifespan=lifespan,
                   description=f"OpenAI-compatible API serving '{server.model_id}'")
     app.state.server = server
+    app.openapi = lambda: openapi_with_limits(app, cfg)
     install_error_handlers(app)
     app.add_middleware(BodyLimit, limit=cfg.max_body_bytes)
     auth = Depends(server.check_auth)
@@ -221,6 +222,22 @@ def build_app(engine, cfg: ServeConfig) -> FastAPI:
         return {**server.envelope("text_completion"), "choices": choices, "usage": usage(prompt_tokens, done)}
 
     return app
+
+
+def openapi_with_limits(app: FastAPI, cfg: ServeConfig) -> dict[str, Any]:
+    """FastAPI's schema plus this server's limits on max_tokens and n."""
+    if app.openapi_schema is None:
+        from fastapi.openapi.utils import get_openapi
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        for name in ("ChatRequest", "CompletionRequest"):
+            fields = schema["components"]["schemas"][name]["properties"]
+            for key, limit in (("max_tokens", cfg.max_tokens_limit), ("max_completion_tokens", cfg.max_tokens_limit),
+                               ("n", cfg.max_n)):
+                for option in fields.get(key, {}).get("anyOf", [fields.get(key, {})]):
+                    if option.get("type") == "integer":
+                        option["maximum"] = limit
+        app.openapi_schema = schema
+    return app.openapi_schema
 
 
 def chat_logprobs(server: Server, c: Completion) -> dict[str, Any]:

@@ -1,12 +1,13 @@
 """Request bodies of the OpenAI-compatible API (the subset we serve), as pydantic models.
 
-Fields the OpenAI API has and we do not use (user, presence_penalty at 0, ...) are accepted and
-ignored, as other OpenAI-compatible servers do; values that would change the answer in a way we
-cannot honour (logit_bias, penalties other than 0, tools) are refused with 400.
+Fields the OpenAI API has and we do not use (user, ...) are accepted and ignored, as other
+OpenAI-compatible servers do; values that would change the answer in a way we cannot honour
+(logit_bias, penalties other than 0, tools) are refused with 400. The served OpenAPI schema also
+carries the server's own limits (max_tokens, n), so it describes exactly what is accepted.
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -21,27 +22,21 @@ class _Request(BaseModel):
     top_k: int = Field(0, ge=0, description="0 = no top-k filter (an extension of the OpenAI API)")
     n: int = Field(1, ge=1, description="choices to generate")
     stream: bool = False
-    stop: str | list[str] | None = Field(None, description="up to 4 strings that end the reply")
+    stop: str | Annotated[list[str], Field(max_length=4)] | None = Field(
+        None, description="up to 4 strings that end the reply")
     seed: int | None = Field(None, description="makes a sampled reply reproducible")
-    presence_penalty: float = Field(0.0, ge=-2, le=2)
-    frequency_penalty: float = Field(0.0, ge=-2, le=2)
-    logit_bias: dict[str, float] | None = None
+    presence_penalty: float = Field(0.0, ge=0, le=0, description="not supported: 0 only")
+    frequency_penalty: float = Field(0.0, ge=0, le=0, description="not supported: 0 only")
+    logit_bias: dict[str, float] | None = Field(None, max_length=0, description="not supported: empty only")
     stream_options: dict | None = None
 
     @field_validator("stop")
     @classmethod
     def _stops(cls, v):
-        stops = [v] if isinstance(v, str) else (v or [])
-        if len(stops) > 4:
-            raise ValueError("at most 4 stop strings")
-        return [s for s in stops if s]
+        return [s for s in ([v] if isinstance(v, str) else (v or [])) if s]
 
     def unsupported(self) -> str | None:
-        """The first field set to something we cannot honour, as an error message."""
-        if self.presence_penalty or self.frequency_penalty:
-            return "presence_penalty and frequency_penalty are not supported (leave them at 0)"
-        if self.logit_bias:
-            return "logit_bias is not supported"
+        """The first extra field set to something we cannot honour, as an error message."""
         for name in ("tools", "functions", "tool_choice", "response_format", "suffix", "echo", "best_of"):
             value = (self.model_extra or {}).get(name)
             if value not in (None, False, [], {}, 1) and not (name == "response_format" and value == {"type": "text"}):
@@ -75,12 +70,6 @@ class ChatRequest(_Request):
 
 
 class CompletionRequest(_Request):
-    prompt: str | list[str] = Field(description="text to continue (no chat template); a list gives one choice each")
+    prompt: str | Annotated[list[str], Field(min_length=1)] = Field(
+        description="text to continue (no chat template); a list gives one choice each")
     logprobs: int | None = Field(None, ge=0, le=0, description="0: the chosen tokens' log-probabilities")
-
-    @field_validator("prompt")
-    @classmethod
-    def _prompts(cls, v):
-        if isinstance(v, list) and not v:
-            raise ValueError("prompt list is empty")
-        return v
