@@ -147,7 +147,9 @@ def cmd_serve(ns: argparse.Namespace) -> None:
 
 def cmd_bench(ns: argparse.Namespace) -> None:
     from instructgpt.bench import run_bench
-    run_bench(ns.suite, ns.steps, ns.out)
+    options = {"decode": {"smollm2": ns.model}, "serve": {"model": ns.model}}.get(ns.suite, {})
+    steps = ns.steps if ns.steps is not None else {"pretrain": 8, "decode": 5, "serve": 50}[ns.suite]
+    run_bench(ns.suite, steps, ns.out, **options)
 
 
 STAGES = ("tasks", "tokenizer", "pretrain", "sft", "comparisons", "reward", "ppo", "ppo-ptx", "dpo", "eval",
@@ -238,9 +240,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--api-key", help="require `Authorization: Bearer KEY` (or set INSTRUCTGPT_API_KEY)")
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("bench", help="benchmarks (throughput and MFU)")
-    p.add_argument("suite", nargs="?", default="pretrain", choices=["pretrain"])
-    p.add_argument("--steps", type=int, default=8, help="timed optimizer steps per configuration")
+    p = sub.add_parser("bench", help="benchmarks, side by side in one run (throughput, MFU, latency)")
+    p.add_argument("suite", nargs="?", default="pretrain", choices=["pretrain", "decode", "serve"])
+    p.add_argument("--steps", type=int, help="pretrain: timed steps (8); decode: rounds (5); serve: clients (50)")
+    p.add_argument("--model", help="decode: the SmolLM2 folder; serve: the model to serve (runs/demo/sft)")
     p.add_argument("--out", default="bench/results", help="folder for the JSON results")
     p.set_defaults(func=cmd_bench)
     return parser

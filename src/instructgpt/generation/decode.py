@@ -130,8 +130,10 @@ class _LeanStepper:
         return self.lean.forward(self.ids, self.positions, self.real, self.cache).float()
 
     def feed(self, nxt: torch.Tensor) -> None:
-        self.ids, self.positions = nxt[:, None], self.positions[:, -1:] + 1
-        self.real = torch.ones_like(self.ids, dtype=torch.bool)
+        if self.ids.size(1) > 1:  # after the prompt: every new token is real, positions count on
+            self.real, self.positions = self.real[:, -1:], self.positions[:, -1:]
+        self.ids = nxt[:, None]
+        self.positions = self.positions + 1
 
 
 @torch.no_grad()
@@ -158,21 +160,26 @@ def generate(model, prompts: Sequence[Sequence[int]], *, pad_id: int, stop_ids: 
     step = (_LeanStepper(model, ids, attention, max_new_tokens) if fast and supports(model)
             else _HFStepper(model, ids, attention))
     temperature = per_row(temperature, B, torch.float, device)
+    sampling = bool((temperature > 0).any())
     stop = torch.tensor(list(stop_ids), device=device, dtype=torch.long)
+    check_strings = bool(stop_strings and any(stop_strings))
     done = torch.zeros(B, dtype=torch.bool, device=device)
     hit_id, hit_string = torch.zeros_like(done), torch.zeros_like(done)
     tokens, logprobs, masks = [], [], []
     for _ in range(max_new_tokens):
         logits = step()                                                                 # (B, V)
-        uniform = _uniform(B, generator, row_generators, device) if bool((temperature > 0).any()) else None
-        nxt = choose(logits, temperature, top_k, top_p, uniform) if uniform is not None else logits.argmax(-1)
-        nxt = torch.where(done, torch.full_like(nxt, pad_id), nxt)
+        if sampling:
+            nxt = choose(logits, temperature, top_k, top_p, _uniform(B, generator, row_generators, device))
+        else:
+            nxt = logits.argmax(-1)
+        nxt = nxt.masked_fill_(done, pad_id)
         logprobs.append(logits.log_softmax(-1).gather(1, nxt[:, None]).squeeze(1))
-        masks.append(~done)
-        tokens.append(nxt)
         live = ~done
-        hit_id = hit_id | (live & torch.isin(nxt, stop))
-        if stop_strings and any(stop_strings):
+        masks.append(live)
+        tokens.append(nxt)
+        if len(stop):
+            hit_id = hit_id | (live & torch.isin(nxt, stop))
+        if check_strings:
             hit_string = hit_string | _hit_stop_string(tokens, masks, stop_strings, tokenizer, done | hit_id)
         done = done | hit_id | hit_string
         if on_step is not None:

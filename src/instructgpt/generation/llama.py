@@ -110,18 +110,20 @@ class LeanLlama:
                 torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]), mlp.down_proj.weight.t()))
 
     def new_cache(self, batch: int, slots: int) -> KVCache:
+        """Room for `slots` positions per row; rotary angles are tabled for as many positions."""
         shape = (len(self.layers), batch, self.kv_heads, slots, self.head_dim)
         device = self.embed.device
+        self.cos, self.sin = self.rotary_table(slots)
         return KVCache(torch.zeros(shape, dtype=self.dtype, device=device),
                        torch.zeros(shape, dtype=self.dtype, device=device),
                        torch.zeros((batch, slots), dtype=torch.bool, device=device))
 
-    def rotary(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, T, 1, D) cos and sin for (B, T) positions, as `LlamaRotaryEmbedding` computes them."""
-        freqs = positions[..., None].float() * self.inv_freq
+    def rotary_table(self, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(length, D) cos and sin of positions 0..length-1, as `LlamaRotaryEmbedding` computes them."""
+        freqs = torch.arange(length, device=self.inv_freq.device).float()[:, None] * self.inv_freq
         emb = torch.cat((freqs, freqs), dim=-1)
         cos, sin = emb.cos() * self.rope_scaling, emb.sin() * self.rope_scaling
-        return cos.to(self.dtype)[:, :, None], sin.to(self.dtype)[:, :, None]
+        return cos.to(self.dtype), sin.to(self.dtype)
 
     def rms(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         return F.rms_norm(x, (x.size(-1),), weight, self.eps)
@@ -143,7 +145,7 @@ class LeanLlama:
             mask = mask.expand(B, 1, T, stop).clone()
             mask[..., start:] &= torch.ones(T, T, dtype=torch.bool, device=mask.device).tril()
             mask[..., torch.arange(T), torch.arange(start, stop)] = True
-        cos, sin = self.rotary(positions)
+        cos, sin = self.cos[positions][:, :, None], self.sin[positions][:, :, None]   # (B, T, 1, D)
         Hq, Hkv, D = self.heads, self.kv_heads, self.head_dim
         x = F.embedding(input_ids, self.embed).view(B * T, self.hidden)                # (B*T, H)
         for i, layer in enumerate(self.layers):

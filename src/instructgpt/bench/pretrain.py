@@ -1,4 +1,4 @@
-"""`instructgpt bench`: pretraining throughput and MFU for each preset and precision, side by side."""
+"""`instructgpt bench pretrain`: pretraining throughput and MFU for each preset and precision, side by side."""
 from __future__ import annotations
 
 import json
@@ -49,7 +49,7 @@ def bench_pretrain(preset: str, precision: str, steps: int, workdir: Path) -> di
             "timed_steps": len(rows)}
 
 
-def run_bench(suite: str, steps: int, out: str) -> list[dict]:
+def run(steps: int, out: str) -> list[dict]:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     peaks = {p: measure_peak_flops(device, d) for p, d in (("fp32", "float32"), ("bf16", "bfloat16"))}
     info(f"bench: measured peak matmul on {device}: fp32 {peaks['fp32'] / 1e9:.1f} GFLOP/s, "
@@ -74,7 +74,7 @@ def run_bench(suite: str, steps: int, out: str) -> list[dict]:
         fp32, bf16 = (next(r for r in results if r["preset"] == preset and r["precision"] == p)
                       for p in ("fp32", "bf16"))
         print(f"{preset}: bf16 / fp32 tokens/s = {bf16['tokens_per_s'] / fp32['tokens_per_s']:.2f}x")
-    path = Path(out) / f"{suite}.json"
+    path = Path(out) / "pretrain.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"device": device, "peak_flops": peaks, "results": results}, indent=2) + "\n")
     info(f"bench: results -> {path}")
