@@ -24,6 +24,7 @@ import torch.nn.functional as F
 # Qwen2 adds q/k/v biases, which the fused projection carries.
 ARCHITECTURES = ("LlamaForCausalLM", "Qwen2ForCausalLM")
 STATIC_ROPE = ("default", "linear", "llama3", "yarn")
+FOLD_ROTARY_MAX_BYTES = 512 * 1024  # per layer; see LeanLlama.__init__
 
 
 def supports(model: torch.nn.Module) -> bool:
@@ -66,25 +67,30 @@ def _rotate_rows(weight: torch.Tensor, heads: int, head_dim: int) -> torch.Tenso
     return torch.cat((-w[:, half:], w[:, :half]), dim=1).reshape(weight.shape)
 
 
-def _projection(attn, heads: int, kv_heads: int, head_dim: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The fused q|k|v|rot(q)|rot(k) weight and bias: rotary then costs two multiplies and an add."""
+def _projection(attn, heads: int, kv_heads: int, head_dim: int, fold: bool
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The fused q|k|v weight and bias; with `fold`, also rot(q)|rot(k) rows, so that rotary costs
+    two multiplies and an add instead of seven ops."""
     q, k, v = attn.q_proj, attn.k_proj, attn.v_proj
-    weight = torch.cat([q.weight, k.weight, v.weight, _rotate_rows(q.weight, heads, head_dim),
-                        _rotate_rows(k.weight, kv_heads, head_dim)])
+    rows = [q.weight, k.weight, v.weight]
+    if fold:
+        rows += [_rotate_rows(q.weight, heads, head_dim), _rotate_rows(k.weight, kv_heads, head_dim)]
     if q.bias is None:
-        return weight, None
-    bias = torch.cat([q.bias, k.bias, v.bias, _rotate_rows(q.bias[:, None], heads, head_dim)[:, 0],
-                      _rotate_rows(k.bias[:, None], kv_heads, head_dim)[:, 0]])
-    return weight, bias
+        return torch.cat(rows), None
+    bias = [q.bias, k.bias, v.bias]
+    if fold:
+        bias += [_rotate_rows(q.bias[:, None], heads, head_dim)[:, 0], _rotate_rows(k.bias[:, None], kv_heads,
+                                                                                    head_dim)[:, 0]]
+    return torch.cat(rows), torch.cat(bias)
 
 
 class LeanLlama:
     """Decoding-only forward of a Llama-family `model`, weights taken as they are now.
 
     Build one per `generate` call: the fused matrices are copies, so a model trained between
-    calls (PPO) is read afresh each time. Every op counts at these sizes (one costs ~10 µs on
-    a small CPU, as much as a small matmul): rotary is folded into the q/k projection, norms
-    are `F.rms_norm` (bitwise equal to Llama's), residual adds ride on `addmm`.
+    calls (PPO) is read afresh each time. Every op counts at small sizes (one costs ~10 µs on
+    a small CPU, as much as a small matmul): rotary is folded into the q/k projection (small
+    models only), norms are `F.rms_norm` (bitwise equal to Llama's), residual adds ride on `addmm`.
     """
 
     def __init__(self, model: torch.nn.Module):
@@ -100,10 +106,14 @@ class LeanLlama:
         self.scale = base.layers[0].self_attn.scaling
         self.inv_freq = base.rotary_emb.inv_freq.float()
         self.rope_scaling = float(getattr(base.rotary_emb, "attention_scaling", 1.0))
+        # Folding rotary into the projection saves ops but reads (Hq+Hkv)·D more weight rows a step:
+        # a win while ops cost more than memory (small models), a loss once weights stream from RAM.
+        extra_bytes = (self.heads + self.kv_heads) * self.head_dim * self.hidden * self.embed.element_size()
+        self.fold_rotary = extra_bytes <= FOLD_ROTARY_MAX_BYTES
         self.layers = []
         for layer in base.layers:
             attn, mlp = layer.self_attn, layer.mlp
-            qkv, qkv_bias = _projection(attn, self.heads, self.kv_heads, self.head_dim)
+            qkv, qkv_bias = _projection(attn, self.heads, self.kv_heads, self.head_dim, self.fold_rotary)
             self.layers.append(_Layer(
                 layer.input_layernorm.weight, qkv, qkv_bias, attn.o_proj.weight.t(), attn.o_proj.bias,
                 layer.post_attention_layernorm.weight,
@@ -150,7 +160,8 @@ class LeanLlama:
         x = F.embedding(input_ids, self.embed).view(B * T, self.hidden)                # (B*T, H)
         for i, layer in enumerate(self.layers):
             qkv = F.linear(self.rms(x, layer.attn_norm), layer.qkv, layer.qkv_bias).view(B, T, -1, D)
-            qk = qkv[:, :, :Hq + Hkv] * cos + qkv[:, :, Hq + 2 * Hkv:] * sin              # (B, T, Hq+Hkv, D)
+            qk = qkv[:, :, :Hq + Hkv]                                                    # (B, T, Hq+Hkv, D)
+            qk = qk * cos + (qkv[:, :, Hq + 2 * Hkv:] if self.fold_rotary else _rotate_half(qk)) * sin
             q = qk[:, :, :Hq].transpose(1, 2)                                            # (B, Hq, T, D)
             cache.keys[i, :, :, start:stop] = qk[:, :, Hq:].transpose(1, 2)
             cache.values[i, :, :, start:stop] = qkv[:, :, Hq + Hkv:Hq + 2 * Hkv].transpose(1, 2)
@@ -169,3 +180,8 @@ class LeanLlama:
             x = torch.addmm(x, F.silu(gate).mul_(up), layer.down)
         last = x.view(B, T, self.hidden)[:, -1]
         return F.linear(self.rms(last, self.norm), self.head)
+
+
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
