@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install -q -c constraints.txt
 
-.PHONY: demo test test-slow bench bench-sft install dev clean
+.PHONY: demo test test-slow bench bench-decode bench-serve bench-sft install dev clean
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,14 @@ test-slow: dev
 
 bench: install
 	$(VENV)/bin/instructgpt bench pretrain
+
+# our decoder vs model.generate (tiny; SmolLM2-135M when models/smollm2-135m-instruct exists)
+bench-decode: install
+	$(VENV)/bin/instructgpt bench decode
+
+# 50 concurrent chat clients against `instructgpt serve runs/demo/sft` (run `make demo` first)
+bench-serve: install
+	$(VENV)/bin/instructgpt bench serve
 
 # The seed's claim (task_balanced vs token_mean vs one task alone); needs runs/demo from `make demo`.
 bench-sft: install
