@@ -225,7 +225,7 @@ def build_app(engine, cfg: ServeConfig) -> FastAPI:
 
 
 def openapi_with_limits(app: FastAPI, cfg: ServeConfig) -> dict[str, Any]:
-    """FastAPI's schema plus this server's limits on max_tokens and n."""
+    """FastAPI's schema plus this server's limits on max_tokens and n, and its model id as the example."""
     if app.openapi_schema is None:
         from fastapi.openapi.utils import get_openapi
         schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
@@ -236,6 +236,8 @@ def openapi_with_limits(app: FastAPI, cfg: ServeConfig) -> dict[str, Any]:
                 for option in fields.get(key, {}).get("anyOf", [fields.get(key, {})]):
                     if option.get("type") == "integer":
                         option["maximum"] = limit
+        for parameter in schema["paths"]["/v1/models/{model}"]["get"].get("parameters", []):
+            parameter["example"] = app.state.server.model_id
         app.openapi_schema = schema
     return app.openapi_schema
 
