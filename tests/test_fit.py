@@ -76,3 +76,18 @@ def test_step_statistics_are_summed_over_micro_batches_and_logged_by_after_step(
     assert seen == [(1, {"rows": 8.0, "loss_tokens": float(tokens)}), (2, {"rows": 8.0, "loss_tokens": float(tokens)})]
     logged = [r["test/rows_per_token"] for r in read_metrics(tmp_path / "m.jsonl")]
     assert logged == pytest.approx([8 / tokens] * 2)
+
+
+def test_a_swallowed_ctrl_c_still_stops_training_at_the_next_step():
+    """Python loses a KeyboardInterrupt raised inside __del__; the remembered request is not lost."""
+    import pytest
+    from instructgpt.utils import interrupt
+    interrupt.reset()
+    try:
+        interrupt.handle_sigint(2, None)
+    except KeyboardInterrupt:
+        pass  # swallowed, as in a __del__
+    with pytest.raises(KeyboardInterrupt):
+        interrupt.check()
+    interrupt.reset()
+    interrupt.check()  # cleared: nothing raised

@@ -262,3 +262,13 @@ def test_schemathesis_finds_no_server_errors(engine, chat_model_dir):
     # valid requests reached the model (200), invalid ones its validation (400)
     assert {200, 400} <= statuses["POST /v1/chat/completions"]
     assert {200, 400} <= statuses["POST /v1/completions"]
+
+
+def test_extreme_but_valid_sampling_values_are_answered(live, engine):
+    messages = [{"role": "user", "content": "hello"}]
+    greedy = engine.chat(messages, max_new_tokens=6).text
+    body = {"messages": messages, "max_tokens": 6, "seed": 2**63 - 1, "temperature": 1e-9, "top_p": 1e-9}
+    r = httpx.post(f"{live.url}/v1/chat/completions", json=body, timeout=60)
+    assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"] == greedy
+    r = httpx.post(f"{live.url}/v1/chat/completions", json={**body, "seed": 2**63}, timeout=60)
+    assert r.status_code == 400 and error_of(r)["param"] == "seed"

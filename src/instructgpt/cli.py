@@ -257,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
         if not all("=" in e and not e.startswith("-") for e in extra) or not hasattr(ns, dest):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         setattr(ns, dest, getattr(ns, dest) + extra)
+    from instructgpt.utils import interrupt
+    interrupt.install()
     try:
         ns.func(ns)
     except UserError as e:

@@ -13,6 +13,7 @@ from instructgpt.checkpoint import is_complete, mark_complete
 from instructgpt.config import EvalModel, RunConfig, UserError, dump_config
 from instructgpt.config.schema import PreferenceData
 from instructgpt.stages import comparisons, dpo, ppo, pretrain, reward, sft, tasks, tokenizer
+from instructgpt.utils import interrupt
 from instructgpt.utils.io import atomic_write_text, clean_stale_tmp
 from instructgpt.utils.logging import info
 
@@ -48,7 +49,9 @@ class Recorder:
             self.stages[name] = {"status": "running"}
             self._save()
             try:
+                interrupt.check()
                 start()
+                interrupt.check()
             except BaseException as e:  # noqa: BLE001 - recorded, then raised again
                 status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
                 self.stages[name] = {"status": status, "seconds": time.time() - began,

@@ -14,6 +14,8 @@ import torch
 from instructgpt.generation.llama import LeanLlama, supports
 from instructgpt.models.parts import position_ids
 
+MIN_TEMPERATURE = 1e-4  # below it a row decodes greedily
+
 # Called after every step with the (B,) tokens just chosen and the (B,) rows that were still live;
 # may return a (B,) bool of rows to stop now (a client that went away).
 StepHook = Callable[[torch.Tensor, torch.Tensor], "torch.Tensor | None"]
@@ -87,9 +89,10 @@ def filter_logits(logits: torch.Tensor, top_k=0, top_p=1.0) -> torch.Tensor:
 
 
 def choose(logits: torch.Tensor, temperature: torch.Tensor, top_k, top_p, uniform: torch.Tensor) -> torch.Tensor:
-    """(B,) next tokens: argmax where temperature is 0, else an inverse-CDF draw with `uniform` (B,)."""
+    """(B,) next tokens: argmax where temperature is 0 (or below 1e-4, where scaling would overflow),
+    else an inverse-CDF draw with `uniform` (B,)."""
     greedy = logits.argmax(-1)
-    hot = temperature > 0
+    hot = temperature >= MIN_TEMPERATURE
     if not bool(hot.any()):
         return greedy
     scaled = filter_logits(logits / torch.where(hot, temperature, 1.0)[:, None], top_k, top_p)
@@ -160,7 +163,7 @@ def generate(model, prompts: Sequence[Sequence[int]], *, pad_id: int, stop_ids: 
     step = (_LeanStepper(model, ids, attention, max_new_tokens) if fast and supports(model)
             else _HFStepper(model, ids, attention))
     temperature = per_row(temperature, B, torch.float, device)
-    sampling = bool((temperature > 0).any())
+    sampling = bool((temperature >= MIN_TEMPERATURE).any())
     stop = torch.tensor(list(stop_ids), device=device, dtype=torch.long)
     check_strings = bool(stop_strings and any(stop_strings))
     done = torch.zeros(B, dtype=torch.bool, device=device)

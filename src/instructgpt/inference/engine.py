@@ -177,7 +177,7 @@ class Engine:
 
     def _generator(self, seed: int | None) -> torch.Generator:
         g = torch.Generator(device=self.device)
-        return g.manual_seed(seed) if seed is not None else g.manual_seed(int(torch.randint(0, 2**62, ())))
+        return g.manual_seed(seed % 2**63) if seed is not None else g.manual_seed(int(torch.randint(0, 2**62, ())))
 
     def generate(self, prompts: str | Sequence[str], **params) -> Completion | list[Completion]:
         """Continue raw text prompts (no chat template); one Completion per prompt (or one for a str)."""

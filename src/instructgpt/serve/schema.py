@@ -24,7 +24,7 @@ class _Request(BaseModel):
     stream: bool = False
     stop: str | Annotated[list[str], Field(max_length=4)] | None = Field(
         None, description="up to 4 strings that end the reply")
-    seed: int | None = Field(None, description="makes a sampled reply reproducible")
+    seed: int | None = Field(None, ge=-(2**63), lt=2**63, description="makes a sampled reply reproducible")
     presence_penalty: float = Field(0.0, ge=0, le=0, description="not supported: 0 only")
     frequency_penalty: float = Field(0.0, ge=0, le=0, description="not supported: 0 only")
     logit_bias: dict[str, float] | None = Field(None, max_length=0, description="not supported: empty only")

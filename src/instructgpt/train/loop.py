@@ -14,6 +14,7 @@ from instructgpt.checkpoint import latest_checkpoint, load_checkpoint, save_chec
 from instructgpt.config.schema import OptimConfig, TrainConfig
 from instructgpt.train.flops import measure_peak_flops, mfu
 from instructgpt.train.optim import build_optimizer, build_scheduler
+from instructgpt.utils import interrupt
 from instructgpt.utils.device import autocast, resolve_device
 from instructgpt.utils.logging import MetricsLogger, info
 from instructgpt.utils.seed import get_rng_state, set_rng_state, set_seed
@@ -83,6 +84,7 @@ def fit(model: torch.nn.Module, step_fn: StepFn, batches_for_step: Callable[[int
     window_tokens, window_s = 0, 0.0  # training time only: evaluation and saving excluded
     try:
         for step in range(result.step, train.max_steps):
+            interrupt.check()
             started = time.perf_counter()
             loss, loss_tokens, processed, grad_norm, sums = _train_step(
                 model, step_fn, batches_for_step(step), optimizer, train, optim.grad_clip, device)
