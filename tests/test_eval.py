@@ -11,7 +11,7 @@ from conftest import run_cli
 from instructgpt.checkpoint import save_hf_folder
 from instructgpt.config import ModelConfig
 from instructgpt.data.preference import encode_prompt
-from instructgpt.eval.evaluate import kl_to, prompt_messages, unseen_tasks
+from instructgpt.eval.evaluate import kl_to, prompt_messages, prompt_text, unseen_tasks
 from instructgpt.eval.stats import bootstrap_interval, group_means
 from instructgpt.generation import sample_many
 from instructgpt.models.build import build_model, pad_id
@@ -81,6 +81,16 @@ def test_few_shot_prompts_put_other_examples_first(task_files):
     assert [m["role"] for m in messages] == ["user", "assistant", "user", "assistant", "user"]
     assert messages[-1] == ex["messages"][-2] and ex["messages"][-2] not in messages[:-1]
     assert prompt_messages(task, ex, "test", 0) == ex["messages"][:-1]
+
+
+def test_text_prompts_for_pretrained_models_are_plain_answer_blocks(task_files):
+    task = unseen_tasks([str(task_files[0])], seed=0)[0]
+    ex = task.splits["test"][3]
+    shots = prompt_messages(task, ex, "test", 2)
+    text = prompt_text(task, ex, "test", 2)
+    assert "<|im_start|>" not in text and text.endswith(ex["messages"][-2]["content"] + "\nAnswer:")
+    assert text.startswith(f"{shots[0]['content']}\nAnswer: {shots[1]['content']}\n\n{shots[2]['content']}")
+    assert prompt_text(task, ex, "test", 0) == ex["messages"][-2]["content"] + "\nAnswer:"
 
 
 def test_kl_of_a_model_to_itself_is_zero_and_to_another_is_positive(model_dir, tokenizer):

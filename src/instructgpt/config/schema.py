@@ -285,7 +285,10 @@ class DPOConfig(StrictConfig):
 class EvalModel(StrictConfig):
     name: str = Field(..., pattern=r"^[A-Za-z0-9_.\-]+$", description="the model's name in results and the report")
     path: str = Field(..., description="HF model folder")
-    few_shot: int = Field(0, ge=0, description="k examples of the task as earlier chat turns (a prompted base model)")
+    few_shot: int = Field(0, ge=0, description="k examples of the task before the prompt (a prompted base model)")
+    prompt_format: Literal["chat", "text"] = Field(
+        "chat", description="chat: ChatML turns; text: plain 'PROMPT\nAnswer: ANSWER' blocks, the reply ending at "
+                            "a newline (a pretrained model never saw the chat tokens)")
 
 
 class EvalConfig(StrictConfig):

@@ -81,6 +81,26 @@ def prompt_messages(task: TaskData, example: dict, split: str, k: int) -> list[d
     return [m for ex in shots for m in ex["messages"]] + list(example["messages"][:-1])
 
 
+ANSWER_CUE = "\nAnswer:"
+TEXT_STOPS = ("\n",)
+
+
+def prompt_text(task: TaskData, example: dict, split: str, k: int) -> str:
+    """The plain-text form of `prompt_messages`, for a pretrained model that never saw ChatML:
+    each shot is 'PROMPT\nAnswer: ANSWER' and a blank line; the prompt ends at 'Answer:'."""
+    messages = prompt_messages(task, example, split, k)
+    pairs = zip(messages[:-1:2], messages[1::2])
+    shots = "".join(f"{user['content']}{ANSWER_CUE} {reply['content']}\n\n" for user, reply in pairs)
+    return f"{shots}{messages[-1]['content']}{ANSWER_CUE}"
+
+
+def encode_for(spec: EvalModel, tokenizer, task: TaskData, example: dict, split: str) -> list[int]:
+    """The prompt ids of one example in the model's prompt format."""
+    if spec.prompt_format == "text":
+        return tokenizer.encode(prompt_text(task, example, split, spec.few_shot), add_special_tokens=False)
+    return encode_prompt(tokenizer, prompt_messages(task, example, split, spec.few_shot))
+
+
 def _query(task: TaskData, example: dict) -> Query:
     return Query(example["messages"][-2]["content"], tuple(example["references"]), task.metric, task.kind,
                  task.labels)
@@ -91,26 +111,28 @@ def evaluate_model(spec: EvalModel, tasks: Sequence[TaskData], cfg: EvalConfig, 
     """Greedy task scores and sampled win-rate responses of one model (KL to `baseline` if given)."""
     model, tokenizer = load_model(spec.path), load_tokenizer(spec.path)
     kwargs = dict(pad_id=pad_id(tokenizer), stop_ids=stop_ids(tokenizer), max_new_tokens=cfg.max_new_tokens,
-                  batch_size=cfg.batch_size)
+                  batch_size=cfg.batch_size, stop_strings=TEXT_STOPS if spec.prompt_format == "text" else ())
     scored = [(t, ex) for t in tasks for ex in t.splits[cfg.split][:cfg.examples_per_task]]
-    prompts = [encode_prompt(tokenizer, prompt_messages(t, ex, cfg.split, spec.few_shot)) for t, ex in scored]
+    prompts = [encode_for(spec, tokenizer, t, ex, cfg.split) for t, ex in scored]
     greedy = sample_many(model, tokenizer, prompts, **kwargs)
     per_task: dict[str, list[float]] = {}
     for (t, ex), (s,) in zip(scored, greedy):
         per_task.setdefault(t.name, []).append(score(t.metric, s.text, ex["references"]))
     scores = {name: mean(v) for name, v in per_task.items()}
     judged = win_examples(tasks, cfg)
-    prompts = [encode_prompt(tokenizer, prompt_messages(t, ex, cfg.split, spec.few_shot)) for t, ex in judged]
+    prompts = [encode_for(spec, tokenizer, t, ex, cfg.split) for t, ex in judged]
     samples = [row[0] for row in sample_many(model, tokenizer, prompts, temperature=cfg.temperature, seed=seed,
                                              **kwargs)]
     held = {t.name: t.held_out for t in tasks}
     result: dict[str, Any] = {
         "name": spec.name, "path": str(spec.path), "fingerprint": fingerprint(spec.path), "few_shot": spec.few_shot,
+        "prompt_format": spec.prompt_format,
         "scores": scores, "clusters": group_means(scores, {t.name: t.cluster for t in tasks}),
         "held_in_mean": mean([v for k, v in scores.items() if not held[k]]),
         "held_out_mean": mean([v for k, v in scores.items() if held[k]]),
         "response_tokens": mean([len(s.tokens) for s in samples]),
-        "kl": kl_to(baseline, model, prompts, samples) if baseline is not None and not spec.few_shot else None,
+        "kl": kl_to(baseline, model, prompts, samples)
+        if baseline is not None and not spec.few_shot and spec.prompt_format == "chat" else None,
         "pretrain_nll": pretrain_nll(model, cfg.lm_shards, cfg.lm_windows) if cfg.lm_shards and not spec.few_shot
         else None,
         "samples": shown_samples(judged, samples),

@@ -22,10 +22,11 @@ class Sample:
 @torch.no_grad()
 def sample_many(model, tokenizer, prompts: Sequence[Sequence[int]], *, pad_id: int, stop_ids: Sequence[int],
                 max_new_tokens: int, batch_size: int, n: int = 1, temperature: float = 0.0, top_p: float = 1.0,
-                seed: int = 0) -> list[list[Sample]]:
+                seed: int = 0, stop_strings: Sequence[str] = ()) -> list[list[Sample]]:
     """`n` responses to each prompt (temperature 0 = greedy), deterministic in `seed`.
 
-    Prompts are decoded in batches of similar length, so rows pad little.
+    Prompts are decoded in batches of similar length, so rows pad little. `stop_strings` end
+    every response (its text is cut before them; its tokens keep the one that completed it).
     """
     was_training = model.training
     model.eval()
@@ -35,7 +36,9 @@ def sample_many(model, tokenizer, prompts: Sequence[Sequence[int]], *, pad_id: i
     for start in range(0, len(jobs), batch_size):
         chunk = jobs[start:start + batch_size]
         gen = generate(model, [prompts[i] for i, _ in chunk], pad_id=pad_id, stop_ids=stop_ids,
-                       max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, generator=generator)
+                       max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, generator=generator,
+                       stop_strings=[tuple(stop_strings)] * len(chunk) if stop_strings else None,
+                       tokenizer=tokenizer)
         texts = gen.texts(tokenizer)
         sums = gen.logprobs.sum(1).tolist()
         for row, (i, k) in enumerate(chunk):
