@@ -67,12 +67,12 @@ def hf_greedy(model, prompts: list[list[int]], n: int) -> torch.Tensor:
     return out[:, ids.size(1):]
 
 
-@pytest.mark.parametrize("fold_rotary", [True, False])
-def test_fast_path_greedy_equals_hf_generate_with_left_padding_and_gqa(monkeypatch, fold_rotary):
+@pytest.mark.parametrize("fused", [True, False])
+def test_fast_path_greedy_equals_hf_generate_with_left_padding_and_gqa(monkeypatch, fused):
     from instructgpt.generation import llama
     from instructgpt.generation.llama import supports
-    if not fold_rotary:  # what models too big to fold take
-        monkeypatch.setattr(llama, "FOLD_ROTARY_MAX_BYTES", 0)
+    if not fused:  # what larger models take: their own weights, unfused
+        monkeypatch.setattr(llama, "FUSE_MAX_BYTES", 0)
     torch.manual_seed(0)
     cfg = LlamaConfig(vocab_size=300, hidden_size=64, intermediate_size=128, num_hidden_layers=3,
                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
@@ -80,7 +80,7 @@ def test_fast_path_greedy_equals_hf_generate_with_left_padding_and_gqa(monkeypat
     model = LlamaForCausalLM(cfg).eval()
     assert supports(model)
     prompts = [list(range(3, 3 + n)) for n in (9, 2, 5, 14)]
-    assert llama.LeanLlama(model).fold_rotary == fold_rotary
+    assert llama.LeanLlama(model).fused == fused
     ours = generate(model, prompts, pad_id=0, stop_ids=[], max_new_tokens=20)
     assert torch.equal(ours.tokens, hf_greedy(model, prompts, 20))
     assert torch.equal(ours.tokens, generate(model, prompts, pad_id=0, stop_ids=[], max_new_tokens=20,

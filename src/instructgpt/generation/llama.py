@@ -2,8 +2,8 @@
 
 At the sizes this project trains on a CPU, decoding one token costs less in arithmetic than in
 per-op overhead: the HF forward builds masks, cache objects and output dataclasses every step.
-This forward reads the same weights (no copy except the fused q|k|v and gate|up matrices, made
-once per `LeanLlama`) and does only the math:
+This forward reads the same weights (small models: fused copies of q|k|v and gate|up, made once
+per `LeanLlama`) and does only the math:
 
     x = embed(ids)
     per layer:  h = rms(x);  q, k, v = h W_qkv (+ b);  rotary(q, k);  cache[k, v] at slot t
@@ -24,7 +24,7 @@ import torch.nn.functional as F
 # Qwen2 adds q/k/v biases, which the fused projection carries.
 ARCHITECTURES = ("LlamaForCausalLM", "Qwen2ForCausalLM")
 STATIC_ROPE = ("default", "linear", "llama3", "yarn")
-FOLD_ROTARY_MAX_BYTES = 512 * 1024  # per layer; see LeanLlama.__init__
+FUSE_MAX_BYTES = 2 * 1024 * 1024  # per layer: fused copies for models this small; see LeanLlama
 
 
 def supports(model: torch.nn.Module) -> bool:
@@ -49,14 +49,18 @@ class KVCache:
 
 @dataclass
 class _Layer:
-    attn_norm: torch.Tensor   # (H,)
-    qkv: torch.Tensor         # (2*Hq*D + 3*Hkv*D, H): rows of q, k, v, then rotate_half(q), rotate_half(k)
-    qkv_bias: torch.Tensor | None
-    out: torch.Tensor         # (Hq*D, H), transposed for addmm
+    """One decoder layer's weights. Fused (small models): `qkv` holds the rows of q, k, v, then
+    rotate_half(q) and rotate_half(k), and `mlp_in` is gate|up; both are copies. Otherwise the
+    model's own tensors, no copies."""
+
+    attn_norm: torch.Tensor             # (H,)
+    qkv: list[torch.Tensor]             # [fused] or [q, k, v] weights, (rows, H)
+    qkv_bias: list[torch.Tensor | None]
+    out: torch.Tensor                   # (Hq*D, H): o_proj transposed (a view), for addmm
     out_bias: torch.Tensor | None
-    mlp_norm: torch.Tensor    # (H,)
-    gate_up: torch.Tensor     # (2*I, H)
-    down: torch.Tensor        # (I, H), transposed for addmm
+    mlp_norm: torch.Tensor              # (H,)
+    mlp_in: list[torch.Tensor]          # [gate|up] or [gate, up], (I, H) each
+    down: torch.Tensor                  # (I, H): down_proj transposed (a view), for addmm
 
 
 def _rotate_rows(weight: torch.Tensor, heads: int, head_dim: int) -> torch.Tensor:
@@ -67,30 +71,27 @@ def _rotate_rows(weight: torch.Tensor, heads: int, head_dim: int) -> torch.Tenso
     return torch.cat((-w[:, half:], w[:, :half]), dim=1).reshape(weight.shape)
 
 
-def _projection(attn, heads: int, kv_heads: int, head_dim: int, fold: bool
-                ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The fused q|k|v weight and bias; with `fold`, also rot(q)|rot(k) rows, so that rotary costs
-    two multiplies and an add instead of seven ops."""
+def _fused_projection(attn, heads: int, kv_heads: int, head_dim: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The q|k|v|rot(q)|rot(k) weight and bias: one matmul, and rotary costs two multiplies and an add."""
     q, k, v = attn.q_proj, attn.k_proj, attn.v_proj
-    rows = [q.weight, k.weight, v.weight]
-    if fold:
-        rows += [_rotate_rows(q.weight, heads, head_dim), _rotate_rows(k.weight, kv_heads, head_dim)]
+    weight = torch.cat([q.weight, k.weight, v.weight, _rotate_rows(q.weight, heads, head_dim),
+                        _rotate_rows(k.weight, kv_heads, head_dim)])
     if q.bias is None:
-        return torch.cat(rows), None
-    bias = [q.bias, k.bias, v.bias]
-    if fold:
-        bias += [_rotate_rows(q.bias[:, None], heads, head_dim)[:, 0], _rotate_rows(k.bias[:, None], kv_heads,
-                                                                                    head_dim)[:, 0]]
-    return torch.cat(rows), torch.cat(bias)
+        return weight, None
+    bias = torch.cat([q.bias, k.bias, v.bias, _rotate_rows(q.bias[:, None], heads, head_dim)[:, 0],
+                      _rotate_rows(k.bias[:, None], kv_heads, head_dim)[:, 0]])
+    return weight, bias
 
 
 class LeanLlama:
     """Decoding-only forward of a Llama-family `model`, weights taken as they are now.
 
-    Build one per `generate` call: the fused matrices are copies, so a model trained between
-    calls (PPO) is read afresh each time. Every op counts at small sizes (one costs ~10 µs on
-    a small CPU, as much as a small matmul): rotary is folded into the q/k projection (small
-    models only), norms are `F.rms_norm` (bitwise equal to Llama's), residual adds ride on `addmm`.
+    Build one per `generate` call, so a model trained between calls (PPO) is read afresh. Every
+    op counts at small sizes (one costs ~10 µs on a small CPU, as much as a small matmul): small
+    models get fused copies of q|k|v (with rotary folded in) and gate|up, so a layer is 4
+    matmuls and a dozen other ops. Larger models, where streaming the weights costs more than
+    the ops, use their own tensors unfused: no copies, no extra memory. Norms are `F.rms_norm`
+    (bitwise equal to Llama's) and residual adds ride on `addmm`.
     """
 
     def __init__(self, model: torch.nn.Module):
@@ -106,18 +107,40 @@ class LeanLlama:
         self.scale = base.layers[0].self_attn.scaling
         self.inv_freq = base.rotary_emb.inv_freq.float()
         self.rope_scaling = float(getattr(base.rotary_emb, "attention_scaling", 1.0))
-        # Folding rotary into the projection saves ops but reads (Hq+Hkv)·D more weight rows a step:
-        # a win while ops cost more than memory (small models), a loss once weights stream from RAM.
-        extra_bytes = (self.heads + self.kv_heads) * self.head_dim * self.hidden * self.embed.element_size()
-        self.fold_rotary = extra_bytes <= FOLD_ROTARY_MAX_BYTES
-        self.layers = []
-        for layer in base.layers:
-            attn, mlp = layer.self_attn, layer.mlp
-            qkv, qkv_bias = _projection(attn, self.heads, self.kv_heads, self.head_dim, self.fold_rotary)
-            self.layers.append(_Layer(
-                layer.input_layernorm.weight, qkv, qkv_bias, attn.o_proj.weight.t(), attn.o_proj.bias,
-                layer.post_attention_layernorm.weight,
-                torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]), mlp.down_proj.weight.t()))
+        rows = (2 * self.heads + 3 * self.kv_heads) * self.head_dim + 2 * cfg.intermediate_size
+        self.fused = rows * self.hidden * self.embed.element_size() <= FUSE_MAX_BYTES
+        self.layers = [self._layer(layer) for layer in base.layers]
+
+    def _layer(self, layer) -> _Layer:
+        attn, mlp = layer.self_attn, layer.mlp
+        if self.fused:
+            qkv, qkv_bias = _fused_projection(attn, self.heads, self.kv_heads, self.head_dim)
+            projections, biases = [qkv], [qkv_bias]
+            mlp_in = [torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight])]
+        else:
+            linears = (attn.q_proj, attn.k_proj, attn.v_proj)
+            projections, biases = [lin.weight for lin in linears], [lin.bias for lin in linears]
+            mlp_in = [mlp.gate_proj.weight, mlp.up_proj.weight]
+        return _Layer(layer.input_layernorm.weight, projections, biases, attn.o_proj.weight.t(), attn.o_proj.bias,
+                      layer.post_attention_layernorm.weight, mlp_in, mlp.down_proj.weight.t())
+
+    def _qkv(self, h: torch.Tensor, layer: _Layer, B: int, T: int, cos, sin):
+        """(B, T, heads, D) q, k (rotary applied) and v."""
+        Hq, Hkv, D = self.heads, self.kv_heads, self.head_dim
+        if self.fused:
+            qkv = F.linear(h, layer.qkv[0], layer.qkv_bias[0]).view(B, T, -1, D)
+            qk = qkv[:, :, :Hq + Hkv] * cos + qkv[:, :, Hq + 2 * Hkv:] * sin
+            return qk[:, :, :Hq], qk[:, :, Hq:], qkv[:, :, Hq + Hkv:Hq + 2 * Hkv]
+        q, k, v = (F.linear(h, w, b).view(B, T, -1, D) for w, b in zip(layer.qkv, layer.qkv_bias))
+        return q * cos + _rotate_half(q) * sin, k * cos + _rotate_half(k) * sin, v
+
+    def _mlp_in(self, h: torch.Tensor, layer: _Layer) -> torch.Tensor:
+        """silu(h W_gate) * (h W_up)."""
+        if self.fused:
+            gate, up = F.linear(h, layer.mlp_in[0]).chunk(2, dim=-1)
+        else:
+            gate, up = F.linear(h, layer.mlp_in[0]), F.linear(h, layer.mlp_in[1])
+        return F.silu(gate).mul_(up)
 
     def new_cache(self, batch: int, slots: int) -> KVCache:
         """Room for `slots` positions per row; rotary angles are tabled for as many positions."""
@@ -159,12 +182,10 @@ class LeanLlama:
         Hq, Hkv, D = self.heads, self.kv_heads, self.head_dim
         x = F.embedding(input_ids, self.embed).view(B * T, self.hidden)                # (B*T, H)
         for i, layer in enumerate(self.layers):
-            qkv = F.linear(self.rms(x, layer.attn_norm), layer.qkv, layer.qkv_bias).view(B, T, -1, D)
-            qk = qkv[:, :, :Hq + Hkv]                                                    # (B, T, Hq+Hkv, D)
-            qk = qk * cos + (qkv[:, :, Hq + 2 * Hkv:] if self.fold_rotary else _rotate_half(qk)) * sin
-            q = qk[:, :, :Hq].transpose(1, 2)                                            # (B, Hq, T, D)
-            cache.keys[i, :, :, start:stop] = qk[:, :, Hq:].transpose(1, 2)
-            cache.values[i, :, :, start:stop] = qkv[:, :, Hq + Hkv:Hq + 2 * Hkv].transpose(1, 2)
+            q, k, v = self._qkv(self.rms(x, layer.attn_norm), layer, B, T, cos, sin)
+            q = q.transpose(1, 2)                                                         # (B, Hq, T, D)
+            cache.keys[i, :, :, start:stop] = k.transpose(1, 2)
+            cache.values[i, :, :, start:stop] = v.transpose(1, 2)
             keys, values = cache.keys[i, :, :, :stop], cache.values[i, :, :, :stop]
             if T == 1 and Hq != Hkv:
                 # one query per head: the G heads sharing a key head attend as G queries of that head
@@ -176,8 +197,7 @@ class LeanLlama:
             att = att.reshape(B, Hq, T, D).transpose(1, 2).reshape(B * T, Hq * D)
             x = torch.addmm(x, att, layer.out) if layer.out_bias is None else x + F.linear(att, layer.out.t(),
                                                                                             layer.out_bias)
-            gate, up = F.linear(self.rms(x, layer.mlp_norm), layer.gate_up).chunk(2, dim=-1)
-            x = torch.addmm(x, F.silu(gate).mul_(up), layer.down)
+            x = torch.addmm(x, self._mlp_in(self.rms(x, layer.mlp_norm), layer), layer.down)
         last = x.view(B, T, self.hidden)[:, -1]
         return F.linear(self.rms(last, self.norm), self.head)
 
