@@ -272,3 +272,15 @@ def test_extreme_but_valid_sampling_values_are_answered(live, engine):
     assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"] == greedy
     r = httpx.post(f"{live.url}/v1/chat/completions", json={**body, "seed": 2**63}, timeout=60)
     assert r.status_code == 400 and error_of(r)["param"] == "seed"
+
+
+def test_a_taken_port_is_a_one_line_error_before_the_model_loads():
+    from instructgpt.config import UserError
+    from instructgpt.serve.app import check_bindable
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(UserError, match=f"cannot listen on 127.0.0.1:{port}.*--port"):
+            check_bindable("127.0.0.1", port)
+    check_bindable("127.0.0.1", free_port())  # a free one passes

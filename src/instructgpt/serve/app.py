@@ -324,11 +324,27 @@ async def stream_text(server: Server, req: CompletionRequest, jobs, events, prom
     yield sse("[DONE]")
 
 
+def check_bindable(host: str, port: int) -> None:
+    import socket
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as e:
+        raise UserError(f"host '{host}': {e.strerror} (key host)") from None
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as e:
+            raise UserError(f"cannot listen on {host}:{port}: {e.strerror}; pass --port N (or --host)") from None
+
+
 def serve(cfg: ServeConfig) -> None:
     """Load the model and run uvicorn until Ctrl-C."""
     import uvicorn
     from instructgpt.inference import load
     from instructgpt.utils.logging import info
+    check_bindable(cfg.host, cfg.port)  # before the model loads: a taken port is a one-line error, at once
     engine = load(cfg.model, cfg.device, cfg.dtype)
     app = build_app(engine, cfg)
     where = f"http://{cfg.host}:{cfg.port}"
