@@ -175,3 +175,14 @@ def test_fast_path_greedy_equals_hf_generate_on_smollm2():
     prompts = [torch.randint(3, model.config.vocab_size, (n,)).tolist() for n in (12, 30, 7, 21)]
     ours = generate(model, prompts, pad_id=0, stop_ids=[], max_new_tokens=24)
     assert torch.equal(ours.tokens, hf_greedy(model, prompts, 24))
+
+
+def test_fast_path_greedy_equals_hf_generate_in_bfloat16():
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=300, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+                      pad_token_id=0, bos_token_id=1, eos_token_id=2)
+    model = LlamaForCausalLM(cfg).to(torch.bfloat16).eval()
+    prompts = [[5, 6, 7, 8], [9, 10, 11, 12, 13, 14, 15]]
+    ours = generate(model, prompts, pad_id=0, stop_ids=[], max_new_tokens=12)
+    assert torch.equal(ours.tokens, hf_greedy(model, prompts, 12))

@@ -159,7 +159,13 @@ class LeanLlama:
         return cos.to(self.dtype), sin.to(self.dtype)
 
     def rms(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        return F.rms_norm(x, (x.size(-1),), weight, self.eps)
+        """LlamaRMSNorm. In fp32 the fused `F.rms_norm` gives the same bits (checked); in bf16/fp16
+        Llama normalises in fp32 and rounds before the weight, and this follows it op for op."""
+        if x.dtype == torch.float32:
+            return F.rms_norm(x, (x.size(-1),), weight, self.eps)
+        h = x.float()
+        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
+        return weight * h.to(x.dtype)
 
     @torch.no_grad()
     def forward(self, input_ids: torch.Tensor, positions: torch.Tensor, real: torch.Tensor,
