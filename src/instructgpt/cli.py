@@ -121,18 +121,12 @@ def _sampling(ns: argparse.Namespace):
 
 def cmd_generate(ns: argparse.Namespace) -> None:
     from instructgpt.inference import load, terminal
-    terminal.generate(_text_engine(load(ns.model, ns.device)), ns.prompt, _sampling(ns), ns.chat)
+    terminal.generate(load(ns.model, ns.device, generates=True), ns.prompt, _sampling(ns), ns.chat)
 
 
 def cmd_chat(ns: argparse.Namespace) -> None:
     from instructgpt.inference import load, terminal
-    terminal.chat(_text_engine(load(ns.model, ns.device)), _sampling(ns), ns.system)
-
-
-def _text_engine(engine):
-    if not hasattr(engine, "tokenizer"):
-        engine.generate()  # a heads folder: raises its one-line error
-    return engine
+    terminal.chat(load(ns.model, ns.device, generates=True), _sampling(ns), ns.system)
 
 
 def cmd_serve(ns: argparse.Namespace) -> None:

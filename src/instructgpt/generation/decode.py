@@ -28,17 +28,21 @@ class Generation:
     tokens: torch.Tensor    # (B, A) long, pad_id after each response's stop token
     logprobs: torch.Tensor  # (B, A) float, log p(token) under the model's unscaled distribution
     mask: torch.Tensor      # (B, A) bool, True on generated tokens up to and including the stop token
-    stopped: torch.Tensor   # (B,) bool, False where max_new_tokens ran out before a stop id or string
-    stop_id: torch.Tensor | None = None  # (B,) bool, True where the last generated token is a stop id
+    stop_id: torch.Tensor   # (B,) bool, True where the last generated token is a stop id
+    stop_string: torch.Tensor  # (B,) bool, True where the text reached one of the row's stop strings
     stop_strings: list[tuple[str, ...]] = field(default_factory=list)  # per row; texts end before them
+
+    @property
+    def stopped(self) -> torch.Tensor:
+        """(B,) bool: ended by a stop id or string; False where max_new_tokens ran out (or a hook stopped it)."""
+        return self.stop_id | self.stop_string
 
     def texts(self, tokenizer) -> list[str]:
         """Each response without its stop token, cut before the first stop string."""
-        stop_id = self.stopped if self.stop_id is None else self.stop_id
         out = []
         for row, (ids, keep) in enumerate(zip(self.tokens, self.mask)):
             ids = ids[keep].tolist()
-            if bool(stop_id[row]) and ids:
+            if bool(self.stop_id[row]) and ids:
                 ids = ids[:-1]
             text = tokenizer.decode(ids, skip_special_tokens=True)
             cut = cut_at_stop(text, self.stop_strings[row] if self.stop_strings else ())
@@ -141,13 +145,13 @@ class _LeanStepper:
 
 @torch.no_grad()
 def generate(model, prompts: Sequence[Sequence[int]], *, pad_id: int, stop_ids: Sequence[int],
-             max_new_tokens: int, temperature=0.0, top_k=0, top_p=1.0,
+             max_new_tokens: int | Sequence[int], temperature=0.0, top_k=0, top_p=1.0,
              generator: torch.Generator | None = None, row_generators: Sequence[torch.Generator] | None = None,
              stop_strings: Sequence[Sequence[str]] | None = None, tokenizer=None,
              on_step: StepHook | None = None, fast: bool = True) -> Generation:
     """Continue every prompt until a stop id, a stop string or `max_new_tokens`.
 
-    temperature / top_k / top_p: scalars or one per row; temperature 0 = greedy.
+    max_new_tokens / temperature / top_k / top_p: scalars or one per row; temperature 0 = greedy.
     Randomness: `row_generators` (one per row: a row's sample does not depend on its batch),
     else `generator` for the whole batch, else torch's global generator.
     stop_strings: per row; they need `tokenizer` to read the text as it grows.
@@ -160,16 +164,19 @@ def generate(model, prompts: Sequence[Sequence[int]], *, pad_id: int, stop_ids: 
         raise ValueError("stop strings need the tokenizer to read the generated text")
     if row_generators is not None and len(row_generators) != B:
         raise ValueError(f"{len(row_generators)} row generators for {B} prompts")
-    step = (_LeanStepper(model, ids, attention, max_new_tokens) if fast and supports(model)
+    limits = per_row(max_new_tokens, B, torch.long, device)
+    longest = int(limits.max())
+    step = (_LeanStepper(model, ids, attention, longest) if fast and supports(model)
             else _HFStepper(model, ids, attention))
     temperature = per_row(temperature, B, torch.float, device)
+    top_k, top_p = per_row(top_k, B, torch.long, device), per_row(top_p, B, torch.float, device)
     sampling = bool((temperature >= MIN_TEMPERATURE).any())
     stop = torch.tensor(list(stop_ids), device=device, dtype=torch.long)
-    check_strings = bool(stop_strings and any(stop_strings))
+    strings = _StopStrings(stop_strings, tokenizer, B) if stop_strings and any(stop_strings) else None
     done = torch.zeros(B, dtype=torch.bool, device=device)
     hit_id, hit_string = torch.zeros_like(done), torch.zeros_like(done)
     tokens, logprobs, masks = [], [], []
-    for _ in range(max_new_tokens):
+    for t in range(longest):
         logits = step()                                                                 # (B, V)
         if sampling:
             nxt = choose(logits, temperature, top_k, top_p, _uniform(B, generator, row_generators, device))
@@ -182,9 +189,9 @@ def generate(model, prompts: Sequence[Sequence[int]], *, pad_id: int, stop_ids: 
         tokens.append(nxt)
         if len(stop):
             hit_id = hit_id | (live & torch.isin(nxt, stop))
-        if check_strings:
-            hit_string = hit_string | _hit_stop_string(tokens, masks, stop_strings, tokenizer, done | hit_id)
-        done = done | hit_id | hit_string
+        if strings is not None:
+            hit_string = hit_string | strings.hit(nxt, live & ~hit_id)
+        done = done | hit_id | hit_string | (limits <= t + 1)
         if on_step is not None:
             cancel = on_step(nxt, live)
             if cancel is not None:
@@ -194,7 +201,7 @@ def generate(model, prompts: Sequence[Sequence[int]], *, pad_id: int, stop_ids: 
         step.feed(nxt)
     mask = torch.stack(masks, 1)
     return Generation(torch.stack(tokens, 1), torch.stack(logprobs, 1).masked_fill(~mask, 0.0), mask,
-                      hit_id | hit_string, hit_id, [tuple(s) for s in stop_strings] if stop_strings else [])
+                      hit_id, hit_string, [tuple(s) for s in stop_strings] if stop_strings else [])
 
 
 def _uniform(B: int, generator, row_generators, device) -> torch.Tensor:
@@ -204,12 +211,23 @@ def _uniform(B: int, generator, row_generators, device) -> torch.Tensor:
     return torch.rand(B, generator=generator, device=gen_device).to(device)
 
 
-def _hit_stop_string(tokens: list[torch.Tensor], masks: list[torch.Tensor], stop_strings, tokenizer,
-                     done: torch.Tensor) -> torch.Tensor:
-    """(B,) rows not yet done whose text now holds one of their stop strings."""
-    hit = torch.zeros_like(done)
-    for row, stops in enumerate(stop_strings):
-        if stops and not bool(done[row]):
-            ids = [int(t[row]) for t, m in zip(tokens, masks) if bool(m[row])]
-            hit[row] = cut_at_stop(tokenizer.decode(ids, skip_special_tokens=True), stops) is not None
-    return hit
+class _StopStrings:
+    """Per-row stop strings, checked as each token arrives. Only the tail that can hold a newly
+    completed stop string is decoded: the new token and one token per byte of the longest stop
+    before it (a token holds at least one byte), so a step costs the same at any length."""
+
+    def __init__(self, stop_strings: Sequence[Sequence[str]], tokenizer, batch: int):
+        self.stops = [tuple(s for s in row if s) for row in stop_strings]
+        self.window = [max((len(s.encode()) for s in row), default=0) + 1 for row in self.stops]
+        self.ids: list[list[int]] = [[] for _ in range(batch)]
+        self.tokenizer = tokenizer
+
+    def hit(self, nxt: torch.Tensor, live: torch.Tensor) -> torch.Tensor:
+        """(B,) rows in `live` whose text now holds one of their stop strings."""
+        hit = torch.zeros_like(live)
+        for row, (token, alive) in enumerate(zip(nxt.tolist(), live.tolist())):
+            if alive and self.stops[row]:
+                self.ids[row].append(token)
+                tail = self.tokenizer.decode(self.ids[row][-self.window[row]:], skip_special_tokens=True)
+                hit[row] = cut_at_stop(tail, self.stops[row]) is not None
+        return hit

@@ -10,8 +10,9 @@ per `LeanLlama`) and does only the math:
                 x = x + attn(q, cache[:t+1]) W_o;  x = x + (silu(rms(x) W_g) * rms(x) W_u) W_d
     logits = rms(x) W_head
 
-RMSNorm and rotary follow `transformers`' Llama code op for op, so greedy outputs equal
-`model.generate` (a test checks). Models outside `supports()` take the generic path.
+The rotary angles come from the model's own rotary embedding and its norms are the model's own
+(fused `F.rms_norm` in fp32, bitwise equal), so greedy outputs equal `model.generate` (tests on
+fp32 and bf16). Models outside `supports()` take the generic path.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from transformers.models.llama.modeling_llama import rotate_half
 
 # Architectures whose decoder is Llama's: RMSNorm, rotary, GQA attention, SiLU-gated MLP.
 # Qwen2 adds q/k/v biases, which the fused projection carries.
@@ -44,6 +46,8 @@ class KVCache:
     keys: torch.Tensor     # (L, B, Hkv, S, D)
     values: torch.Tensor   # (L, B, Hkv, S, D)
     valid: torch.Tensor    # (B, S) bool, True on slots holding a real (non-pad) token
+    cos: torch.Tensor      # (S, D) rotary angles of positions 0..S-1, as the model's rotary embedding gives them
+    sin: torch.Tensor      # (S, D)
     length: int = 0        # slots filled
 
 
@@ -53,12 +57,12 @@ class _Layer:
     rotate_half(q) and rotate_half(k), and `mlp_in` is gate|up; both are copies. Otherwise the
     model's own tensors, no copies."""
 
-    attn_norm: torch.Tensor             # (H,)
+    attn_norm: torch.nn.Module          # the layer's RMSNorm
     qkv: list[torch.Tensor]             # [fused] or [q, k, v] weights, (rows, H)
     qkv_bias: list[torch.Tensor | None]
     out: torch.Tensor                   # (Hq*D, H): o_proj transposed (a view), for addmm
     out_bias: torch.Tensor | None
-    mlp_norm: torch.Tensor              # (H,)
+    mlp_norm: torch.nn.Module
     mlp_in: list[torch.Tensor]          # [gate|up] or [gate, up], (I, H) each
     down: torch.Tensor                  # (I, H): down_proj transposed (a view), for addmm
 
@@ -90,8 +94,8 @@ class LeanLlama:
     op counts at small sizes (one costs ~10 µs on a small CPU, as much as a small matmul): small
     models get fused copies of q|k|v (with rotary folded in) and gate|up, so a layer is 4
     matmuls and a dozen other ops. Larger models, where streaming the weights costs more than
-    the ops, use their own tensors unfused: no copies, no extra memory. Norms are `F.rms_norm`
-    (bitwise equal to Llama's) and residual adds ride on `addmm`.
+    the ops, use their own tensors unfused: no copies, no extra memory. Residual adds ride on
+    `addmm`.
     """
 
     def __init__(self, model: torch.nn.Module):
@@ -99,14 +103,13 @@ class LeanLlama:
         self.dtype = model.dtype
         base = model.model
         self.embed = base.embed_tokens.weight
-        self.norm, self.eps = base.norm.weight, base.norm.variance_epsilon
+        self.norm = base.norm
         self.head = model.lm_head.weight
         self.heads, self.kv_heads = cfg.num_attention_heads, cfg.num_key_value_heads
         self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
         self.hidden = cfg.hidden_size
         self.scale = base.layers[0].self_attn.scaling
-        self.inv_freq = base.rotary_emb.inv_freq.float()
-        self.rope_scaling = float(getattr(base.rotary_emb, "attention_scaling", 1.0))
+        self.rotary_emb = base.rotary_emb
         rows = (2 * self.heads + 3 * self.kv_heads) * self.head_dim + 2 * cfg.intermediate_size
         self.fused = rows * self.hidden * self.embed.element_size() <= FUSE_MAX_BYTES
         self.layers = [self._layer(layer) for layer in base.layers]
@@ -121,8 +124,8 @@ class LeanLlama:
             linears = (attn.q_proj, attn.k_proj, attn.v_proj)
             projections, biases = [lin.weight for lin in linears], [lin.bias for lin in linears]
             mlp_in = [mlp.gate_proj.weight, mlp.up_proj.weight]
-        return _Layer(layer.input_layernorm.weight, projections, biases, attn.o_proj.weight.t(), attn.o_proj.bias,
-                      layer.post_attention_layernorm.weight, mlp_in, mlp.down_proj.weight.t())
+        return _Layer(layer.input_layernorm, projections, biases, attn.o_proj.weight.t(), attn.o_proj.bias,
+                      layer.post_attention_layernorm, mlp_in, mlp.down_proj.weight.t())
 
     def _qkv(self, h: torch.Tensor, layer: _Layer, B: int, T: int, cos, sin):
         """(B, T, heads, D) q, k (rotary applied) and v."""
@@ -132,7 +135,7 @@ class LeanLlama:
             qk = qkv[:, :, :Hq + Hkv] * cos + qkv[:, :, Hq + 2 * Hkv:] * sin
             return qk[:, :, :Hq], qk[:, :, Hq:], qkv[:, :, Hq + Hkv:Hq + 2 * Hkv]
         q, k, v = (F.linear(h, w, b).view(B, T, -1, D) for w, b in zip(layer.qkv, layer.qkv_bias))
-        return q * cos + _rotate_half(q) * sin, k * cos + _rotate_half(k) * sin, v
+        return q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin, v
 
     def _mlp_in(self, h: torch.Tensor, layer: _Layer) -> torch.Tensor:
         """silu(h W_gate) * (h W_up)."""
@@ -143,29 +146,21 @@ class LeanLlama:
         return F.silu(gate).mul_(up)
 
     def new_cache(self, batch: int, slots: int) -> KVCache:
-        """Room for `slots` positions per row; rotary angles are tabled for as many positions."""
+        """Room for `slots` positions per row, with their rotary angles from the model's own embedding."""
         shape = (len(self.layers), batch, self.kv_heads, slots, self.head_dim)
         device = self.embed.device
-        self.cos, self.sin = self.rotary_table(slots)
+        positions = torch.arange(slots, device=device)[None]
+        cos, sin = self.rotary_emb(torch.empty(0, dtype=self.dtype, device=device), positions)   # (1, S, D)
         return KVCache(torch.zeros(shape, dtype=self.dtype, device=device),
                        torch.zeros(shape, dtype=self.dtype, device=device),
-                       torch.zeros((batch, slots), dtype=torch.bool, device=device))
+                       torch.zeros((batch, slots), dtype=torch.bool, device=device), cos[0], sin[0])
 
-    def rotary_table(self, length: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(length, D) cos and sin of positions 0..length-1, as `LlamaRotaryEmbedding` computes them."""
-        freqs = torch.arange(length, device=self.inv_freq.device).float()[:, None] * self.inv_freq
-        emb = torch.cat((freqs, freqs), dim=-1)
-        cos, sin = emb.cos() * self.rope_scaling, emb.sin() * self.rope_scaling
-        return cos.to(self.dtype), sin.to(self.dtype)
-
-    def rms(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        """LlamaRMSNorm. In fp32 the fused `F.rms_norm` gives the same bits (checked); in bf16/fp16
-        Llama normalises in fp32 and rounds before the weight, and this follows it op for op."""
+    @staticmethod
+    def rms(x: torch.Tensor, norm: torch.nn.Module) -> torch.Tensor:
+        """The model's RMSNorm; in fp32 the fused `F.rms_norm`, which gives the same bits (checked)."""
         if x.dtype == torch.float32:
-            return F.rms_norm(x, (x.size(-1),), weight, self.eps)
-        h = x.float()
-        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
-        return weight * h.to(x.dtype)
+            return F.rms_norm(x, (x.size(-1),), norm.weight, norm.variance_epsilon)
+        return norm(x)
 
     @torch.no_grad()
     def forward(self, input_ids: torch.Tensor, positions: torch.Tensor, real: torch.Tensor,
@@ -184,7 +179,7 @@ class LeanLlama:
             mask = mask.expand(B, 1, T, stop).clone()
             mask[..., start:] &= torch.ones(T, T, dtype=torch.bool, device=mask.device).tril()
             mask[..., torch.arange(T), torch.arange(start, stop)] = True
-        cos, sin = self.cos[positions][:, :, None], self.sin[positions][:, :, None]   # (B, T, 1, D)
+        cos, sin = cache.cos[positions][:, :, None], cache.sin[positions][:, :, None]   # (B, T, 1, D)
         Hq, Hkv, D = self.heads, self.kv_heads, self.head_dim
         x = F.embedding(input_ids, self.embed).view(B * T, self.hidden)                # (B*T, H)
         for i, layer in enumerate(self.layers):
@@ -207,7 +202,3 @@ class LeanLlama:
         last = x.view(B, T, self.hidden)[:, -1]
         return F.linear(self.rms(last, self.norm), self.head)
 
-
-def _rotate_half(x: torch.Tensor) -> torch.Tensor:
-    half = x.shape[-1] // 2
-    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)

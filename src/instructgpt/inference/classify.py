@@ -16,31 +16,18 @@ import torch
 
 from instructgpt.config.errors import UserError
 from instructgpt.models.build import pad_id
-from instructgpt.models.heads import encode_texts, is_heads_folder, load_classifier, load_tasks_json, pad_batch
+from instructgpt.models.heads import encode_texts, load_classifier, load_tasks_json, pad_batch
 from instructgpt.tokenizer.chat import SPECIAL_TOKENS, encode_chat
 from instructgpt.utils.device import resolve_device
 from instructgpt.utils.prompt import render_instruction
 
 
 class Classifier:
-    """`Classifier.from_dir(path).classify(texts, task)` -> `[{"label", "probs": {label: p}}, ...]`."""
+    """`.classify(texts, task, labels)` -> `[{"label", "probs": {label: p}, "logprobs": {...}}, ...]`;
+    made by the engine (`instructgpt.load(path).classify`)."""
 
     def __init__(self, path: Path, tasks: dict[str, dict[str, Any]]):
         self.path, self.tasks = path, tasks
-
-    @staticmethod
-    def from_dir(path: str | Path, device: str = "auto") -> "Classifier":
-        """A heads folder (heads.json) or an HF causal LM folder (tasks.json beside config.json for task=)."""
-        path = Path(path)
-        if is_heads_folder(path):
-            return HeadsClassifier(path, device)
-        if (path / "config.json").is_file():
-            from instructgpt.models.build import load_model
-            from instructgpt.tokenizer.train import load_tokenizer
-            tasks = load_tasks_json(path) if (path / "tasks.json").is_file() else {}
-            model = load_model(path, "llama").to(resolve_device(device)).eval()
-            return LMClassifier(path, tasks, model, load_tokenizer(path))
-        raise UserError(f"{path}: neither a task-heads folder (heads.json) nor a model folder (config.json)")
 
     def prompts(self, texts: Sequence[str], task: str | None) -> list[str]:
         """Each text inside the task's first instruction (as is without a task, or when it has none)."""
@@ -140,9 +127,3 @@ class LMClassifier(Classifier):
         logits = self.model(input_ids=input_ids, attention_mask=mask).logits.float()   # (P, T, V)
         logprobs = logits[:, :-1].log_softmax(dim=-1).gather(-1, input_ids[:, 1:, None]).squeeze(-1)  # (P, T-1)
         return (logprobs * answer_mask[:, 1:]).sum(dim=1).cpu()
-
-
-def classify(model_dir: str | Path, texts: Sequence[str], task: str | None = None, labels: Sequence[str] | None = None,
-             batch_size: int = 32, device: str = "auto") -> list[dict[str, Any]]:
-    """The function form: load the folder (heads or causal LM) and classify `texts` for `task`."""
-    return Classifier.from_dir(model_dir, device).classify(texts, task, labels, batch_size)

@@ -13,7 +13,7 @@ A task-heads folder answers `classify` only; a reward model is refused with a on
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -21,12 +21,10 @@ import torch
 
 from instructgpt.config.errors import UserError
 from instructgpt.generation import generate
-from instructgpt.models.build import pad_id
-from instructgpt.models.heads import is_heads_folder
+from instructgpt.models.build import load_model, pad_id
+from instructgpt.models.heads import TASKS_FILE, is_heads_folder, load_tasks_json
 from instructgpt.tokenizer.chat import encode_chat, stop_ids
 from instructgpt.utils.device import resolve_device
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 @dataclass(frozen=True)
@@ -60,21 +58,24 @@ class Completion:
     logprobs: list[float]
     finish_reason: str          # "stop" (stop token or string), "length" (max_new_tokens) or "cancelled"
     prompt_tokens: int
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 # Called with (row, token id) for each token a row generates; returns True to stop that row.
 TokenSink = Callable[[int, int], bool]
 
 
-def check_policy_folder(path: Path) -> None:
-    """A one-line error unless `path` holds a causal LM (not a reward model, heads or a GGUF)."""
-    if path.suffix == ".gguf":
-        raise UserError(f"{path}: a GGUF file; convert it first with `instructgpt import {path} OUT`")
+def heads_cannot_generate(path: Path) -> UserError:
+    return UserError(f"{path}: a task-heads classifier (heads.json) cannot generate text; use classify(), "
+                     f"or load a causal LM folder such as runs/NAME/sft")
+
+
+def check_causal_lm(path: Path) -> None:
+    """A one-line error when the folder's config.json names a model that is not a causal LM (a reward
+    model, an encoder): loading it as one would make up an output head. A GGUF file is
+    `load_model`'s to refuse."""
     config = path / "config.json"
     if not config.is_file():
-        raise UserError(f"{path}: not a model folder (no config.json); give a folder written by a stage "
-                        f"(runs/NAME/sft, ppo, dpo ...) or by `instructgpt import`")
+        return
     try:
         architectures = json.loads(config.read_text()).get("architectures") or []
     except json.JSONDecodeError as e:
@@ -99,29 +100,29 @@ class Engine:
         self._classifier = None
 
     @staticmethod
-    def from_checkpoint(path: str | Path, device: str = "auto", dtype: str = "auto") -> "Engine | HeadsEngine":
-        """An HF causal LM folder (a stage's output or an imported model), or a task-heads folder.
+    def from_checkpoint(path: str | Path, device: str = "auto", dtype: str = "auto",
+                        generates: bool = False) -> "Engine | HeadsEngine":
+        """An HF causal LM folder (a stage's output or an imported model), or a task-heads folder
+        (refused with `generates`, for callers that need text).
 
         dtype "auto" keeps the saved weights' precision; "bfloat16" halves memory (fast on GPUs and
         on CPUs with bf16 matrix units, slow on others).
         """
+        from instructgpt.tokenizer.train import load_tokenizer
         path = Path(path)
         if not path.exists():
             raise UserError(f"{path}: no such model folder")
         if is_heads_folder(path):
+            if generates:
+                raise heads_cannot_generate(path)
             return HeadsEngine(path, device)
-        check_policy_folder(path)
-        from transformers import AutoModelForCausalLM
-        from transformers.utils import logging as hf_logging
-        from instructgpt.tokenizer.train import load_tokenizer
-        hf_logging.disable_progress_bar()  # "Loading weights" bars in a chat terminal or server log
-        if dtype != "auto" and dtype not in DTYPES:
-            raise UserError(f"unknown dtype '{dtype}' (use auto, {', '.join(DTYPES)})")
-        model = AutoModelForCausalLM.from_pretrained(str(path), dtype="auto" if dtype == "auto" else DTYPES[dtype])
-        model.to(resolve_device(device)).eval()
-        tokenizer = load_tokenizer(path)
-        tasks = json.loads((path / "tasks.json").read_text()) if (path / "tasks.json").is_file() else {}
-        return Engine(path, model, tokenizer, tasks)
+        if path.is_dir() and not (path / "config.json").is_file():
+            raise UserError(f"{path}: neither a task-heads folder (heads.json) nor a model folder (config.json); "
+                            f"give a folder written by a stage (runs/NAME/sft, ppo ...) or by `instructgpt import`")
+        check_causal_lm(path)
+        model = load_model(path, "llama", dtype).to(resolve_device(device)).eval()
+        tasks = load_tasks_json(path) if (path / TASKS_FILE).is_file() else {}
+        return Engine(path, model, load_tokenizer(path), tasks)
 
     # ---- prompts -------------------------------------------------------------------------------
     def encode_text(self, prompt: str) -> list[int]:
@@ -148,24 +149,21 @@ class Engine:
             if len(ids) + p.max_new_tokens > self.max_length:
                 raise UserError(f"prompt of {len(ids)} tokens + max_new_tokens {p.max_new_tokens} exceeds the "
                                 f"model's context of {self.max_length} tokens")
-        limits = torch.tensor([p.max_new_tokens for p in params])
-        steps = [0]
         cancelled = torch.zeros(len(prompts), dtype=torch.bool)
 
         def on_step(tokens: torch.Tensor, live: torch.Tensor) -> torch.Tensor:
-            """Ends rows at their own max_new_tokens, and rows whose sink asks to stop."""
-            steps[0] += 1
-            if sink is not None:
-                for row in live.nonzero().flatten().tolist():
-                    if sink(row, int(tokens[row])):
-                        cancelled[row] = True
-            return ((limits <= steps[0]) | cancelled).to(tokens.device)
+            """Passes each live row's token to the sink; stops the rows whose sink asks to."""
+            for row, (token, alive) in enumerate(zip(tokens.tolist(), live.tolist())):
+                if alive and sink(row, token):
+                    cancelled[row] = True
+            return cancelled.to(tokens.device)
 
         gen = generate(
-            self.model, prompts, pad_id=self.pad_id, stop_ids=self.stop_ids, max_new_tokens=int(limits.max()),
-            temperature=[p.temperature for p in params], top_k=[p.top_k for p in params],
-            top_p=[p.top_p for p in params], row_generators=[self._generator(p.seed) for p in params],
-            stop_strings=[p.stop for p in params], tokenizer=self.tokenizer, on_step=on_step)
+            self.model, prompts, pad_id=self.pad_id, stop_ids=self.stop_ids,
+            max_new_tokens=[p.max_new_tokens for p in params], temperature=[p.temperature for p in params],
+            top_k=[p.top_k for p in params], top_p=[p.top_p for p in params],
+            row_generators=[self._generator(p.seed) for p in params], stop_strings=[p.stop for p in params],
+            tokenizer=self.tokenizer, on_step=on_step if sink is not None else None)
         texts = gen.texts(self.tokenizer)
         out = []
         for row, prompt in enumerate(prompts):
@@ -198,18 +196,9 @@ class Engine:
         user's message.
         """
         text = f"{context}\n{question}" if context else question
-        if task is not None:
-            from instructgpt.utils.prompt import render_instruction
-            instructions = self._task(task).get("instructions") or []
-            text = render_instruction(instructions[0], text) if instructions else text
+        prompt = self.classifier.prompts([text], task)[0]
         params.setdefault("max_new_tokens", 64)
-        return self.chat([{"role": "user", "content": text}], **params).text.strip()
-
-    def _task(self, task: str) -> dict[str, Any]:
-        if task not in self.tasks:
-            known = ", ".join(sorted(self.tasks)) or "none: the folder has no tasks.json"
-            raise UserError(f"{self.path}: unknown task '{task}' (known: {known})")
-        return self.tasks[task]
+        return self.chat([{"role": "user", "content": prompt}], **params).text.strip()
 
     # ---- classification ------------------------------------------------------------------------
     def classify(self, texts: str | Sequence[str], labels: Sequence[str] | None = None, task: str | None = None,
@@ -217,10 +206,15 @@ class Engine:
         """Each text's label and the probability of every label: log P(label <|im_end|> | prompt)
         summed over the label's tokens, softmax over the labels. The prompt is the task's first
         instruction around the text (with `task`), or the text itself (with `labels` only)."""
-        from instructgpt.inference.classify import LMClassifier
+        return self.classifier.classify(texts, task, labels, batch_size)
+
+    @property
+    def classifier(self):
+        """The label scorer over this model (also renders task prompts), made on first use."""
         if self._classifier is None:
+            from instructgpt.inference.classify import LMClassifier
             self._classifier = LMClassifier(self.path, self.tasks, self.model, self.tokenizer)
-        return self._classifier.classify(texts, task, labels, batch_size)
+        return self._classifier
 
 
 class HeadsEngine:
@@ -234,17 +228,21 @@ class HeadsEngine:
 
     def classify(self, texts: str | Sequence[str], labels: Sequence[str] | None = None, task: str | None = None,
                  batch_size: int = 32) -> list[dict[str, Any]]:
-        if task is None:
-            raise UserError(f"{self.path}: a task-heads folder needs task= (one of: {', '.join(sorted(self.tasks))})")
         return self.classifier.classify(texts, task, labels, batch_size)
 
     def _refuse(self, *args, **kwargs):
-        raise UserError(f"{self.path}: a task-heads classifier (heads.json) cannot generate text; use classify(), "
-                        f"or load a causal LM folder such as runs/NAME/sft")
+        raise heads_cannot_generate(self.path)
 
     generate = chat = answer = complete_ids = _refuse
 
 
-def load(path: str | Path, device: str = "auto", dtype: str = "auto") -> Engine | HeadsEngine:
-    """`instructgpt.load(path)`: the engine for a model folder."""
-    return Engine.from_checkpoint(path, device, dtype)
+def load(path: str | Path, device: str = "auto", dtype: str = "auto", generates: bool = False
+         ) -> Engine | HeadsEngine:
+    """`instructgpt.load(path)`: the engine for a model folder (`generates`: refuse a task-heads folder)."""
+    return Engine.from_checkpoint(path, device, dtype, generates)
+
+
+def classify(model_dir: str | Path, texts: Sequence[str], task: str | None = None,
+             labels: Sequence[str] | None = None, batch_size: int = 32, device: str = "auto") -> list[dict[str, Any]]:
+    """The function form: load the folder (heads or causal LM) and classify `texts`."""
+    return load(model_dir, device).classify(texts, labels, task, batch_size)

@@ -20,21 +20,32 @@ from instructgpt.inference.engine import Completion, Engine, SamplingParams
 
 
 class TextStream:
-    """Feed token ids one at a time; get back the new text that is safe to show."""
+    """Feed token ids one at a time; get back the new text that is safe to show.
+
+    Decoding is incremental, as vLLM does it: the new text is what decoding ids[prefix:] adds to
+    decoding ids[prefix:read], so a token costs the same at any reply length, and tokenizers that
+    drop a leading space when decoding a piece alone drop it from both.
+    """
 
     def __init__(self, tokenizer, stop: Sequence[str] = ()):
         self.tokenizer, self.stop = tokenizer, tuple(s for s in stop if s)
         self.ids: list[int] = []
+        self.prefix = self.read = 0   # ids[:read] are in `text`; ids[prefix:read] give the context
+        self.text = ""                # decoded so far
         self.sent = ""
 
     def push(self, token: int) -> str:
         self.ids.append(token)
-        text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
+        before = self.tokenizer.decode(self.ids[self.prefix:self.read], skip_special_tokens=True)
+        after = self.tokenizer.decode(self.ids[self.prefix:], skip_special_tokens=True)
+        if len(after) <= len(before) or after.endswith("\ufffd"):  # nothing new, or half a character
+            return ""
+        self.text += after[len(before):]
+        self.prefix, self.read = self.read, len(self.ids)
+        text = self.text
         for s in self.stop:
             if s in text:
                 text = text[:text.find(s)]
-        if text.endswith("\ufffd"):  # half a character: wait for the next token
-            return ""
         hold = max((k for s in self.stop for k in range(1, len(s)) if text.endswith(s[:k])), default=0)
         return self._emit(text[:len(text) - hold])
 

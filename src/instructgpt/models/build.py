@@ -30,16 +30,24 @@ def build_model(cfg: ModelConfig, tokenizer) -> torch.nn.Module:
     return BertForMaskedLM(config)
 
 
-def load_model(path: str | Path, arch: str = "llama") -> torch.nn.Module:
-    """Load an HF folder as a causal LM (`llama`) or masked LM (`bert`) in fp32."""
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def load_model(path: str | Path, arch: str = "llama", dtype: str = "float32") -> torch.nn.Module:
+    """Load an HF folder as a causal LM (`llama`) or masked LM (`bert`), in fp32 unless `dtype` says
+    otherwise ("auto": the precision the weights were saved in)."""
     path = Path(path)
     if path.suffix == ".gguf":
         raise UserError(f"{path}: a GGUF file; convert it first with `instructgpt import {path} OUT`")
     if not (path / "config.json").is_file():
         raise UserError(f"{path}: not a Hugging Face model folder (no config.json); key model.path")
+    if dtype != "auto" and dtype not in DTYPES:
+        raise UserError(f"unknown dtype '{dtype}' (use auto, {', '.join(DTYPES)})")
     from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
+    from transformers.utils import logging as hf_logging
+    hf_logging.disable_progress_bar()  # a "Loading weights" bar per model floods stage, eval and server logs
     auto = AutoModelForCausalLM if arch == "llama" else AutoModelForMaskedLM
-    return auto.from_pretrained(str(path), dtype=torch.float32)
+    return auto.from_pretrained(str(path), dtype="auto" if dtype == "auto" else DTYPES[dtype])
 
 
 def pad_id(tokenizer) -> int:

@@ -19,9 +19,9 @@ from fastapi.responses import HTMLResponse, StreamingResponse
 
 from instructgpt import __version__
 from instructgpt.config import ServeConfig, UserError
-from instructgpt.inference import Completion, SamplingParams
+from instructgpt.inference import Completion, Engine, SamplingParams
 from instructgpt.inference.stream import Batcher, Busy, Job, TextStream
-from instructgpt.serve.errors import ERROR_RESPONSES, APIError, BodyLimit, install_error_handlers
+from instructgpt.serve.errors import ERROR_RESPONSES, APIError, BodyLimit, error_body, install_error_handlers
 from instructgpt.serve.schema import ChatRequest, CompletionRequest, _Request
 
 
@@ -33,7 +33,7 @@ class Server:
     """What the routes share: the engine, its batcher, the config and the served model's id."""
 
     def __init__(self, engine, cfg: ServeConfig):
-        if not hasattr(engine, "complete_ids") or not hasattr(engine, "tokenizer"):
+        if not isinstance(engine, Engine):
             raise UserError(f"{cfg.model}: a task-heads classifier cannot be served as a chat model; "
                             f"serve a causal LM folder such as runs/NAME/sft")
         self.engine, self.cfg = engine, cfg
@@ -193,7 +193,10 @@ def build_app(engine, cfg: ServeConfig) -> FastAPI:
         params = server.params(req, req.max_completion_tokens or req.max_tokens, ids)
         jobs, events = server.submit([ids] * len(params), params)
         if req.stream:
-            return StreamingResponse(stream_chat(server, req, jobs, events, len(ids)), media_type="text/event-stream")
+            opening = tuple({**chat_choice(i, ""), "delta": {"role": "assistant", "content": ""}}
+                            for i in range(len(jobs)))
+            return StreamingResponse(stream_sse(server, req, jobs, events, len(ids), "chat.completion.chunk",
+                                                chat_choice, opening), media_type="text/event-stream")
         completions = await server.results(jobs, events)
         choices = [{"index": i, "message": {"role": "assistant", "content": c.text},
                     "logprobs": chat_logprobs(server, c) if req.logprobs else None,
@@ -204,17 +207,17 @@ def build_app(engine, cfg: ServeConfig) -> FastAPI:
     @app.post("/v1/completions", dependencies=[auth], responses={**STREAMS, **ERROR_RESPONSES})
     async def completions(req: CompletionRequest):
         texts = [req.prompt] if isinstance(req.prompt, str) else req.prompt
-        prompts, params = [], []
+        prompts, params, prompt_tokens = [], [], 0
         for text in texts:
             ids = engine.encode_text(text)
+            prompt_tokens += len(ids)
             for p in server.params(req, req.max_tokens, ids):
                 prompts.append(ids)
                 params.append(p)
         jobs, events = server.submit(prompts, params)
-        prompt_tokens = sum(len(engine.encode_text(t)) for t in texts)
         if req.stream:
-            return StreamingResponse(stream_text(server, req, jobs, events, prompt_tokens),
-                                     media_type="text/event-stream")
+            return StreamingResponse(stream_sse(server, req, jobs, events, prompt_tokens, "text_completion",
+                                                text_choice), media_type="text/event-stream")
         done = await server.results(jobs, events)
         choices = [{"index": i, "text": c.text, "finish_reason": finish_reason(c),
                     "logprobs": text_logprobs(server, c) if req.logprobs is not None else None}
@@ -280,45 +283,37 @@ async def stream_events(server: Server, req: _Request, jobs: list[Job], events: 
             job.cancelled.set()
 
 
-async def stream_chat(server: Server, req: ChatRequest, jobs, events, prompt_tokens: int) -> AsyncIterator[str]:
-    head = server.envelope("chat.completion.chunk")
+def chat_choice(index: int, text: str | None, reason: str | None = None) -> dict[str, Any]:
+    """A chat stream's choice: text None is the empty delta that carries the finish reason."""
+    return {"index": index, "delta": {} if text is None else {"content": text}, "logprobs": None,
+            "finish_reason": reason}
 
-    def chunk(index: int, delta: dict, reason: str | None = None) -> str:
-        return sse({**head, "choices": [{"index": index, "delta": delta, "logprobs": None, "finish_reason": reason}]})
 
-    for i in range(len(jobs)):
-        yield chunk(i, {"role": "assistant", "content": ""})
+def text_choice(index: int, text: str | None, reason: str | None = None) -> dict[str, Any]:
+    return {"index": index, "text": text or "", "logprobs": None, "finish_reason": reason}
+
+
+async def stream_sse(server: Server, req: _Request, jobs: list[Job], events: asyncio.Queue, prompt_tokens: int,
+                     kind: str, choice, opening: tuple[dict, ...] = ()) -> AsyncIterator[str]:
+    """Server-sent events of one request: `opening` choices, text deltas as they come, each choice's
+    finish reason, the usage chunk when asked for, then `data: [DONE]`."""
+    head = server.envelope(kind)
+
+    def chunk(*choices: dict) -> str:
+        return sse({**head, "choices": list(choices)})
+
+    for first in opening:
+        yield chunk(first)
     done = []
     try:
         async for index, delta, completion in stream_events(server, req, jobs, events):
             if delta:
-                yield chunk(index, {"content": delta})
+                yield chunk(choice(index, delta))
             if completion is not None:
                 done.append(completion)
-                yield chunk(index, {}, finish_reason(completion))
+                yield chunk(choice(index, None, finish_reason(completion)))
     except APIError as e:
-        yield sse({"error": {"message": e.message, "type": "invalid_request_error", "param": e.param, "code": e.code}})
-    if req.include_usage():
-        yield sse({**head, "choices": [], "usage": usage(prompt_tokens, done)})
-    yield sse("[DONE]")
-
-
-async def stream_text(server: Server, req: CompletionRequest, jobs, events, prompt_tokens: int) -> AsyncIterator[str]:
-    head = server.envelope("text_completion")
-
-    def chunk(index: int, text: str, reason: str | None = None) -> str:
-        return sse({**head, "choices": [{"index": index, "text": text, "logprobs": None, "finish_reason": reason}]})
-
-    done = []
-    try:
-        async for index, delta, completion in stream_events(server, req, jobs, events):
-            if delta:
-                yield chunk(index, delta)
-            if completion is not None:
-                done.append(completion)
-                yield chunk(index, "", finish_reason(completion))
-    except APIError as e:
-        yield sse({"error": {"message": e.message, "type": "invalid_request_error", "param": e.param, "code": e.code}})
+        yield sse(error_body(e.status, e.message, e.param, e.code))
     if req.include_usage():
         yield sse({**head, "choices": [], "usage": usage(prompt_tokens, done)})
     yield sse("[DONE]")
@@ -345,7 +340,7 @@ def serve(cfg: ServeConfig) -> None:
     from instructgpt.inference import load
     from instructgpt.utils.logging import info
     check_bindable(cfg.host, cfg.port)  # before the model loads: a taken port is a one-line error, at once
-    engine = load(cfg.model, cfg.device, cfg.dtype)
+    engine = load(cfg.model, cfg.device, cfg.dtype, generates=True)
     app = build_app(engine, cfg)
     where = f"http://{cfg.host}:{cfg.port}"
     info(f"serving '{app.state.server.model_id}' at {where}/v1 (chat page: {where}/)"

@@ -102,7 +102,8 @@ class BodyLimit:
         except ValueError:
             return await error_response(400, "Content-Length is not a number")(scope, receive, send)
         if too_big:
-            return await self._reject(scope, receive, send)
+            response = error_response(413, f"request body over {self.limit} bytes (the server's max_body_bytes)")
+            return await response(scope, receive, send)
         seen = 0
 
         async def counted():
@@ -115,7 +116,3 @@ class BodyLimit:
             return message
 
         await self.app(scope, counted, send)
-
-    async def _reject(self, scope, receive, send):
-        response = error_response(413, f"request body over {self.limit} bytes (the server's max_body_bytes)")
-        await response(scope, receive, send)
