@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install -q -c constraints.txt
 
-.PHONY: demo test test-slow bench bench-decode bench-serve bench-sft install dev clean
+.PHONY: demo test test-slow bench bench-decode bench-serve bench-sft install dev bench-deps clean
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +31,18 @@ test: dev
 test-slow: dev
 	$(PY) -m pytest -m slow
 
-bench: install
-	$(VENV)/bin/instructgpt bench pretrain
+# TRL (the bench extra) and, beside it, TRL 1.12: the last release with PPOTrainer (trl.experimental.ppo)
+TRL_PPO := benchmarks/.trl-1.12
+$(VENV)/.installed-bench: $(VENV)/.installed
+	$(PIP) -e ".[bench]"
+	$(PY) -m pip install -q --no-deps --target $(TRL_PPO) "trl==1.12.*"
+	touch $@
+
+bench-deps: $(VENV)/.installed-bench
+
+# every stage side by side with TRL, one table: benchmarks/results/all.md
+bench: bench-deps
+	$(VENV)/bin/instructgpt bench all
 
 # our decoder vs model.generate (tiny; SmolLM2-135M when models/smollm2-135m-instruct exists)
 bench-decode: install
@@ -44,7 +54,7 @@ bench-serve: install
 
 # The seed's claim (task_balanced vs token_mean vs one task alone); needs runs/demo from `make demo`.
 bench-sft: install
-	$(PY) bench/seed_claim.py --run runs/demo
+	$(PY) benchmarks/seed_claim.py --run runs/demo
 
 clean:
-	rm -rf $(VENV) runs bench/results bench/work
+	rm -rf $(VENV) runs benchmarks/work $(TRL_PPO)

@@ -118,7 +118,7 @@ def _grads(model, losses_and_divisor):
 def test_reward_and_dpo_steps_give_the_same_gradient_for_any_micro_batch_split(run_dir, ranked, tokenizer):
     from instructgpt.data.preference import reward_batch
     from instructgpt.models.build import load_model
-    from instructgpt.stages.dpo import _batch, load_pairs, reference_logprobs, sequence_logprobs
+    from instructgpt.stages.dpo import pair_batch, load_pairs, reference_logprobs, sequence_logprobs
     from instructgpt.objectives.dpo import dpo_loss
     data = load_comparisons(ranked)[:4]
     rm = load_score_model(run_dir / "sft", new_head=True)
@@ -138,7 +138,7 @@ def test_reward_and_dpo_steps_give_the_same_gradient_for_any_micro_batch_split(r
     for size in (4, 1):
         losses = []
         for i in range(0, 4, size):
-            b = _batch(pairs[i:i + size], ref[i:i + size], pad)
+            b = pair_batch(pairs[i:i + size], ref[i:i + size], pad)
             lp = sequence_logprobs(policy, b.sequences)
             P = b.num_loss_tokens
             losses.append(dpo_loss(lp[:P], lp[P:], b.ref_logprobs[:P], b.ref_logprobs[P:], 0.1)[0])

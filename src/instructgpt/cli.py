@@ -142,8 +142,11 @@ def cmd_serve(ns: argparse.Namespace) -> None:
 def cmd_bench(ns: argparse.Namespace) -> None:
     from instructgpt.bench import run_bench
     options = {"decode": {"smollm2": ns.model}, "serve": {"model": ns.model, "requests": ns.requests}}.get(ns.suite, {})
-    steps = ns.steps if ns.steps is not None else {"pretrain": 8, "decode": 5, "serve": 50}[ns.suite]
-    run_bench(ns.suite, steps, ns.out, **options)
+    if ns.sizes and ns.suite in ("pretrain", "sft", "reward", "dpo", "ppo"):
+        options["sizes"] = tuple(ns.sizes.split(","))
+    if ns.rounds and ns.suite in ("sft", "reward", "dpo", "ppo"):
+        options["rounds"] = ns.rounds
+    run_bench(ns.suite, ns.steps, ns.out, **options)
 
 
 STAGES = ("tasks", "tokenizer", "pretrain", "sft", "comparisons", "reward", "ppo", "ppo-ptx", "dpo", "eval",
@@ -235,12 +238,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("bench", help="benchmarks, side by side in one run (throughput, MFU, latency)")
-    p.add_argument("suite", nargs="?", default="pretrain", choices=["pretrain", "decode", "serve"])
-    p.add_argument("--steps", type=int, help="pretrain: timed steps (8); decode: rounds (5); serve: clients (50)")
+    p.add_argument("suite", nargs="?", default="all",
+                   choices=["pretrain", "sft", "reward", "dpo", "ppo", "decode", "all", "serve"])
+    p.add_argument("--steps", type=int, help="timed steps per round (decode: rounds; serve: clients)")
+    p.add_argument("--rounds", type=int, help="sft, reward, dpo, ppo: alternating rounds per side (3)")
+    p.add_argument("--sizes", help="comma-separated: tiny, small, smollm2 (pretrain, sft, reward, dpo, ppo)")
     p.add_argument("--model", help="decode: the SmolLM2 folder; serve: the model to serve (runs/demo/sft)")
     p.add_argument("--requests", type=int,
                    help="serve: requests per burst, spread over the clients (default: one each)")
-    p.add_argument("--out", default="bench/results", help="folder for the JSON results")
+    p.add_argument("--out", default="benchmarks/results", help="folder for the JSON and Markdown results")
     p.set_defaults(func=cmd_bench)
     return parser
 

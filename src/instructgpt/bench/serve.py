@@ -101,7 +101,7 @@ def burst(url: str, clients: int, max_tokens: int, stream: bool, requests: int |
     return out
 
 
-def run(steps: int = 50, out: str = "bench/results", model: str | None = None, max_tokens: int = 32,
+def run(steps: int = 50, out: str = "benchmarks/results", model: str | None = None, max_tokens: int = 32,
         max_batch: int = 16, requests: int | None = None) -> list[dict]:
     """`steps` = concurrent clients per burst; `requests` in all per burst (default: one per client)."""
     folder = Path(model or "runs/demo/sft")

