@@ -147,10 +147,11 @@ def row(work: str, size: str, unit: str, measured: dict[str, Steps], peak: dict[
 def table(rows: list[Row], peak: dict[str, float]) -> str:
     """The Markdown table the CLI prints and writes."""
     lines = [f"Peak matmul measured here: fp32 {peak['fp32'] / 1e9:,.0f} GFLOP/s, bf16 {peak['bf16'] / 1e9:,.0f} GFLOP/s; "
-             f"{torch.get_num_threads()} threads, torch {torch.__version__}.", "",
-             "| work | size | precision | unit | ours | TRL | ours/TRL | goal | peak MB ours / TRL "
-             "| MFU ours fp32 / bf16 | MFU TRL fp32 / bf16 |",
-             "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+             f"{torch.get_num_threads()} threads, torch {torch.__version__}. Rates are medians over timed steps of "
+             f"alternating rounds; MFU is against the peak of the row's precision; peak MB is memory above the "
+             f"level at the start of a round.", "",
+             "| work | size | precision | unit | ours | TRL | ours/TRL | goal | peak MB ours / TRL | MFU ours / TRL |",
+             "|---|---|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         fmt = (lambda v: f"{v:.2f}") if r.unit == "s/step" else (lambda v: f"{v:,.1f}" if v < 100 else f"{v:,.0f}")
         trl = fmt(r.trl) if r.trl is not None else "–"
@@ -158,13 +159,14 @@ def table(rows: list[Row], peak: dict[str, float]) -> str:
         goal = f"≥ {r.goal:g}×" + (" ✓" if r.ratio is not None and r.ratio >= r.goal else " ✗") if r.goal else "–"
         mem = f"{r.ours_peak_mb:,.0f} / " + (f"{r.trl_peak_mb:,.0f}" if r.trl_peak_mb is not None else "–")
         lines.append(f"| {r.work} | {r.size} | {r.precision} | {r.unit} | {fmt(r.ours)} | {trl} | {ratio} | {goal} | "
-                     f"{mem} | {_mfu(r.ours_mfu)} | {_mfu(r.trl_mfu)} |")
+                     f"{mem} | {_mfu(r.ours_mfu, r.precision)} / {_mfu(r.trl_mfu, r.precision)} |")
     notes = [f"- {r.work} ({r.size}): {r.notes}" for r in rows if r.notes]
     return "\n".join(lines + ([""] + notes if notes else []))
 
 
-def _mfu(m: dict[str, float]) -> str:
-    return f"{m['fp32']:.1%} / {m['bf16']:.1%}" if m else "–"
+def _mfu(m: dict[str, float], precision: str) -> str:
+    """MFU against the peak of the precision the row ran in (the JSON holds both)."""
+    return f"{m[precision]:.0%}" if m else "–"
 
 
 def write(name: str, rows: list[Row], peak: dict[str, float], out: str | Path) -> Path:

@@ -1,0 +1,60 @@
+"""The output head and a weighted cross-entropy in one pass over chunks of positions.
+
+L = Σ_k w_k · (-log softmax(h_k Wᵀ + b)[y_k]) over K positions. Computed the straightforward
+way, autograd keeps the (K, V) logits and their fp32 log-softmax for the backward pass: with a
+49k vocabulary that is the largest tensor of an SFT step. Here each chunk of positions makes its
+logits, its loss and, at once, its gradients (dL/dlogits = w · (softmax - onehot)), then drops
+the logits; the backward pass only scales the stored gradients. The matmuls are the same three
+as forward + backward of the head, so nothing is recomputed (the idea of Liger's fused linear
+cross-entropy, here in plain PyTorch).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+CHUNK = 1024  # positions per chunk: a (CHUNK, V) fp32 tensor at a time
+
+
+class _LinearCrossEntropy(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, hidden, weight, bias, targets, token_weights, chunk):
+        grad_hidden = torch.empty_like(hidden)
+        grad_weight = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device)
+        grad_bias = torch.zeros(weight.size(0), dtype=torch.float32, device=weight.device) if bias is not None else None
+        nll = torch.empty(hidden.size(0), dtype=torch.float32, device=hidden.device)
+        for start in range(0, hidden.size(0), chunk):
+            h, y = hidden[start:start + chunk], targets[start:start + chunk]
+            w = token_weights[start:start + chunk].float()
+            logits = F.linear(h, weight, bias).float()                                  # (c, V)
+            lse = torch.logsumexp(logits, -1)                                           # (c,)
+            nll[start:start + chunk] = lse - logits.gather(1, y[:, None]).squeeze(1)
+            grad = logits.sub_(lse[:, None]).exp_()                                     # softmax, in place
+            grad[torch.arange(len(y), device=grad.device), y] -= 1
+            grad.mul_(w[:, None])                                                       # dL/dlogits
+            g = grad.to(h.dtype if torch.is_autocast_enabled(h.device.type) else weight.dtype)
+            grad_hidden[start:start + chunk] = (g @ weight.to(g.dtype)).to(hidden.dtype)
+            grad_weight += (g.t() @ h.to(g.dtype)).float()
+            if grad_bias is not None:
+                grad_bias += grad.sum(0)
+        ctx.save_for_backward(grad_hidden, grad_weight.to(weight.dtype),
+                              grad_bias.to(bias.dtype) if grad_bias is not None else None)
+        return (token_weights.float() * nll).sum(), nll
+
+    @staticmethod
+    def backward(ctx, grad_loss, grad_nll):
+        grad_hidden, grad_weight, grad_bias = ctx.saved_tensors
+        return (grad_hidden * grad_loss.to(grad_hidden.dtype), grad_weight * grad_loss.to(grad_weight.dtype),
+                grad_bias * grad_loss.to(grad_bias.dtype) if grad_bias is not None else None, None, None, None)
+
+
+def linear_cross_entropy(hidden: torch.Tensor, head: torch.nn.Module, targets: torch.Tensor,
+                         token_weights: torch.Tensor, chunk: int = CHUNK) -> tuple[torch.Tensor, torch.Tensor]:
+    """Σ_k w_k NLL_k of the head's logits at `hidden`.
+
+    hidden: (K, H) the positions that carry loss; head: an nn.Linear (V, H); targets: (K,) long;
+    token_weights: (K,) float, no gradient. Returns (loss, nll (K,) detached). The gradient of a
+    non-scalar use of `nll` is not supported: it is returned for statistics only.
+    """
+    loss, nll = _LinearCrossEntropy.apply(hidden, head.weight, head.bias, targets, token_weights.detach(), chunk)
+    return loss, nll.detach()

@@ -1,0 +1,148 @@
+"""Every fast path of a training stage gives the loss and gradient of the straightforward computation."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from instructgpt.config import SFTConfig
+from instructgpt.objectives.linear_ce import linear_cross_entropy
+from instructgpt.objectives.sft import example_losses, weighted_loss
+from instructgpt.stages import sft
+from instructgpt.tokenizer.chat import encode_chat
+
+
+def _llama(vocab: int, seed: int = 0):
+    from transformers import LlamaConfig, LlamaForCausalLM
+    torch.manual_seed(seed)
+    return LlamaForCausalLM(LlamaConfig(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                        num_attention_heads=4, num_key_value_heads=2, pad_token_id=0))
+
+
+def _grads(model) -> torch.Tensor:
+    return torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+
+
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("chunk", [7, 1024])
+def test_linear_cross_entropy_equals_head_then_cross_entropy(bias, chunk):
+    torch.manual_seed(0)
+    head = torch.nn.Linear(16, 50, bias=bias)
+    hidden = torch.randn(30, 16, requires_grad=True)
+    targets, weights = torch.randint(0, 50, (30,)), torch.rand(30)
+    loss, nll = linear_cross_entropy(hidden, head, targets, weights, chunk=chunk)
+    (3 * loss).backward()
+    fused = [hidden.grad.clone(), head.weight.grad.clone()] + ([head.bias.grad.clone()] if bias else [])
+    hidden.grad = None
+    head.zero_grad()
+    plain = F.cross_entropy(head(hidden), targets, reduction="none")
+    (3 * (weights * plain).sum()).backward()
+    assert torch.allclose(loss, (weights * plain).sum(), atol=1e-5)
+    assert torch.allclose(nll, plain.detach(), atol=1e-5)
+    for got, want in zip(fused, [hidden.grad, head.weight.grad] + ([head.bias.grad] if bias else [])):
+        assert torch.allclose(got, want, atol=1e-6)
+
+
+@pytest.mark.parametrize("packing", [True, False])
+def test_sft_step_equals_full_logits_loss(tokenizer, packing):
+    """The stage's step (decoder, then head + CE on answer tokens only, in chunks) against the model's
+    own forward: logits at every position, the per-example NLL, the reduction's weights."""
+    model = _llama(len(tokenizer))
+    examples = [encode_chat(tokenizer, [{"role": "user", "content": f"question {i} " * (1 + i % 3)},
+                                        {"role": "assistant", "content": "answer " * (1 + i % 4)}]) for i in range(6)]
+    cfg = SFTConfig(packing=packing, train={"batch_size": 6, "seq_len": 64})
+    [batch] = sft.build_step([[("a", i) for i in range(6)]], {"a": examples}, {"a": 0}, cfg, tokenizer.pad_token_id)
+    loss, _ = sft.sft_step(model, batch)
+    loss.backward()
+    fast = _grads(model)
+    model.zero_grad()
+    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                   position_ids=batch.position_ids).logits                               # (B, T, V)
+    sums, _ = example_losses(logits, batch.labels, batch.example_index, batch.weights.numel())
+    plain = weighted_loss(sums, batch.weights)
+    plain.backward()
+    assert torch.allclose(loss, plain, atol=1e-5)
+    assert torch.allclose(fast, _grads(model), atol=1e-6)
+
+
+def test_bf16_autocast_sft_loss_stays_within_tolerance_of_fp32(tokenizer):
+    model = _llama(len(tokenizer))
+    examples = [encode_chat(tokenizer, [{"role": "user", "content": f"add {i} and {i}"},
+                                        {"role": "assistant", "content": str(2 * i)}]) for i in range(4)]
+    cfg = SFTConfig(packing=False, train={"batch_size": 4, "seq_len": 64})
+    [batch] = sft.build_step([[("a", i) for i in range(4)]], {"a": examples}, {"a": 0}, cfg, tokenizer.pad_token_id)
+    fp32, _ = sft.sft_step(model, batch)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        bf16, _ = sft.sft_step(model, batch)
+    assert abs(float(bf16.detach()) - float(fp32.detach())) <= 0.02 * float(fp32.detach())
+
+
+def test_k_way_reward_batch_equals_the_exploded_pairs(tokenizer):
+    """One forward per completion and C(K,2) pairs on the scores = the pairwise loss of every pair,
+    each pair scored by its own forward (how TRL trains), averaged per prompt."""
+    from instructgpt.data.comparisons import Comparison
+    from instructgpt.data.preference import reward_batch
+    from instructgpt.models.reward import sequence_rewards
+    from instructgpt.objectives.reward import ranking_loss
+    from transformers import LlamaConfig, LlamaForSequenceClassification
+    torch.manual_seed(0)
+    model = LlamaForSequenceClassification(LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, pad_token_id=tokenizer.pad_token_id, num_labels=1))
+    comparisons = [Comparison(({"role": "user", "content": f"name a colour {g}"},),
+                              tuple(f"colour {c} " * (1 + (g + c) % 3) for c in range(4)), (0, 2, 1, 3))
+                   for g in range(3)]
+    batch = reward_batch(comparisons, tokenizer, 64, tokenizer.pad_token_id)
+    s = batch.sequences
+    loss, _ = ranking_loss(sequence_rewards(model, s.input_ids, s.attention_mask), batch.group_ids, batch.ranks)
+    loss.backward()
+    fast = _grads(model)
+    model.zero_grad()
+    per_prompt = []
+    for g, c in enumerate(comparisons):
+        rows = [i for i in range(len(batch.group_ids)) if batch.group_ids[i] == g]
+        pair_losses = []
+        for w, l in c.pairs():
+            two = [rows[w], rows[l]]
+            r = sequence_rewards(model, s.input_ids[two], s.attention_mask[two])
+            pair_losses.append(-F.logsigmoid(r[0] - r[1]))
+        per_prompt.append(torch.stack(pair_losses).mean())
+    plain = torch.stack(per_prompt).mean()
+    plain.backward()
+    assert torch.allclose(loss, plain, atol=1e-6)
+    assert torch.allclose(fast, _grads(model), atol=1e-6)
+
+
+def test_dpo_reference_logprobs_and_policy_logprobs_equal_full_log_softmax(tokenizer):
+    from instructgpt.data.preference import encode_completion, encode_prompt
+    from instructgpt.stages.dpo import pair_batch, reference_logprobs, sequence_logprobs
+    model = _llama(len(tokenizer))
+    prompt = encode_prompt(tokenizer, [{"role": "user", "content": "say something"}])
+    pairs = [(encode_completion(tokenizer, prompt, "yes " * (i + 1), 64),
+              encode_completion(tokenizer, prompt, "no " * (3 - i), 64)) for i in range(3)]
+    ref = reference_logprobs(model, pairs, tokenizer.pad_token_id, batch_size=2)             # (3, 2), once
+    batch = pair_batch(pairs, ref, tokenizer.pad_token_id)
+    s = batch.sequences
+    fast = sequence_logprobs(model, s)                                                        # (6,)
+    logp = model(input_ids=s.input_ids, attention_mask=s.attention_mask).logits.float().log_softmax(-1)
+    targets = s.labels[:, 1:]
+    keep = targets != -100
+    token_logp = logp[:, :-1].gather(-1, targets.clamp(min=0)[..., None]).squeeze(-1) * keep
+    plain = token_logp.sum(1)
+    assert torch.allclose(fast, plain, atol=1e-4)
+    assert torch.allclose(batch.ref_logprobs, plain.detach(), atol=1e-4)
+
+
+def test_ppo_action_logprobs_equal_full_log_softmax():
+    from instructgpt.models.parts import action_logprobs, position_ids
+    model = _llama(60)
+    sequences = torch.randint(1, 60, (3, 12))
+    mask = torch.ones_like(sequences)
+    mask[0, :4] = 0  # left padding
+    sequences[0, :4] = 0
+    fast, entropy = action_logprobs(model, sequences, mask, 5, with_entropy=True)
+    logits = model(input_ids=sequences, attention_mask=mask, position_ids=position_ids(mask)).logits.float()
+    logp = logits.log_softmax(-1)[:, -6:-1]
+    plain = logp.gather(-1, sequences[:, -5:, None]).squeeze(-1)
+    assert torch.allclose(fast, plain, atol=1e-5)
+    assert torch.allclose(entropy, -(logp.exp() * logp).sum(-1), atol=1e-5)
