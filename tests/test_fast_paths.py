@@ -43,14 +43,14 @@ def test_linear_cross_entropy_equals_head_then_cross_entropy(bias, chunk):
         assert torch.allclose(got, want, atol=1e-6)
 
 
-@pytest.mark.parametrize("packing", [True, False])
-def test_sft_step_equals_full_logits_loss(tokenizer, packing):
+@pytest.mark.parametrize("packing,unpad", [(True, True), (False, True), (False, False)])
+def test_sft_step_equals_full_logits_loss(tokenizer, packing, unpad):
     """The stage's step (decoder, then head + CE on answer tokens only, in chunks) against the model's
     own forward: logits at every position, the per-example NLL, the reduction's weights."""
     model = _llama(len(tokenizer))
     examples = [encode_chat(tokenizer, [{"role": "user", "content": f"question {i} " * (1 + i % 3)},
                                         {"role": "assistant", "content": "answer " * (1 + i % 4)}]) for i in range(6)]
-    cfg = SFTConfig(packing=packing, train={"batch_size": 6, "seq_len": 64})
+    cfg = SFTConfig(packing=packing, unpad=unpad, train={"batch_size": 6, "seq_len": 64})
     [batch] = sft.build_step([[("a", i) for i in range(6)]], {"a": examples}, {"a": 0}, cfg, tokenizer.pad_token_id)
     loss, _ = sft.sft_step(model, batch)
     loss.backward()
@@ -63,6 +63,25 @@ def test_sft_step_equals_full_logits_loss(tokenizer, packing):
     plain.backward()
     assert torch.allclose(loss, plain, atol=1e-5)
     assert torch.allclose(fast, _grads(model), atol=1e-6)
+
+
+def test_unpadded_rows_give_the_padded_batch_loss_and_gradient(tokenizer):
+    """unpad_batch (rows of the longest example, first-fit decreasing) against one example a padded row."""
+    from instructgpt.data.packing import pad_batch, unpad_batch
+    model = _llama(len(tokenizer))
+    examples = [encode_chat(tokenizer, [{"role": "user", "content": "word " * (30 if i == 3 else 1 + i)},
+                                        {"role": "assistant", "content": "yes " * (1 + i % 3)}]) for i in range(7)]
+    weights = torch.rand(7)
+    padded, unpadded = pad_batch(examples, tokenizer.pad_token_id), unpad_batch(examples, tokenizer.pad_token_id)
+    assert unpadded.input_ids.size(0) < padded.input_ids.size(0)            # fewer rows,
+    assert unpadded.input_ids.size(1) == padded.input_ids.size(1)           # each as long as the longest example
+    out = []
+    for batch in (padded, unpadded):
+        model.zero_grad()
+        loss, _ = sft.sft_step(model, type(batch)(**{**batch.__dict__, "weights": weights}))
+        loss.backward()
+        out.append((loss.detach(), _grads(model)))
+    assert torch.allclose(out[0][0], out[1][0], atol=1e-5) and torch.allclose(out[0][1], out[1][1], atol=1e-6)
 
 
 def test_bf16_autocast_sft_loss_stays_within_tolerance_of_fp32(tokenizer):

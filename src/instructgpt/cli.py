@@ -142,9 +142,9 @@ def cmd_serve(ns: argparse.Namespace) -> None:
 def cmd_bench(ns: argparse.Namespace) -> None:
     from instructgpt.bench import run_bench
     options = {"decode": {"smollm2": ns.model}, "serve": {"model": ns.model, "requests": ns.requests}}.get(ns.suite, {})
-    if ns.sizes and ns.suite in ("pretrain", "sft", "reward", "dpo", "ppo"):
+    if ns.sizes and ns.suite in ("pretrain", "sft", "reward", "dpo", "ppo", "fastpaths"):
         options["sizes"] = tuple(ns.sizes.split(","))
-    if ns.rounds and ns.suite in ("sft", "reward", "dpo", "ppo"):
+    if ns.rounds and ns.suite in ("sft", "reward", "dpo", "ppo", "fastpaths"):
         options["rounds"] = ns.rounds
     run_bench(ns.suite, ns.steps, ns.out, **options)
 
@@ -239,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="benchmarks, side by side in one run (throughput, MFU, latency)")
     p.add_argument("suite", nargs="?", default="all",
-                   choices=["pretrain", "sft", "reward", "dpo", "ppo", "decode", "all", "serve"])
+                   choices=["pretrain", "sft", "reward", "dpo", "ppo", "decode", "all", "fastpaths", "serve"])
     p.add_argument("--steps", type=int, help="timed steps per round (decode: rounds; serve: clients)")
     p.add_argument("--rounds", type=int, help="sft, reward, dpo, ppo: alternating rounds per side (3)")
     p.add_argument("--sizes", help="comma-separated: tiny, small, smollm2 (pretrain, sft, reward, dpo, ppo)")

@@ -8,11 +8,12 @@ the same work in one process, medians of alternating rounds after warm-up (harne
     ppo        a PPO step against TRL 1.12's experimental PPOTrainer
     decode     our decoder against `model.generate`
     all        every suite above, one table (benchmarks/results/all.md)
+    fastpaths  each fast path of our stages against the straightforward way (before / after)
     serve      concurrent chat requests against `instructgpt serve`: success and latency percentiles
 """
 from __future__ import annotations
 
-SUITES = ("pretrain", "sft", "reward", "dpo", "ppo", "decode", "all", "serve")
+SUITES = ("pretrain", "sft", "reward", "dpo", "ppo", "decode", "all", "fastpaths", "serve")
 
 
 def run_bench(suite: str, steps: int | None, out: str, **options) -> object:

@@ -25,9 +25,12 @@ from instructgpt.utils.logging import info
 PAIRS, MAX_LEN, BETA = 8, 256, 0.1
 GOAL = 2.5
 
+COMPARISONS = 128  # 768 pairs: more than a run's steps use (they wrap around)
+
+
 def _pairs(w) -> list[tuple]:
     out = []
-    for c in w.comparisons:
+    for c in w.comparisons[:COMPARISONS]:
         prompt = encode_prompt(w.tokenizer, c.prompt)
         encoded = [encode_completion(w.tokenizer, prompt, text, MAX_LEN) for text in c.completions]
         out += [(encoded[a], encoded[b]) for a, b in c.pairs()]
@@ -76,7 +79,7 @@ def trl_side(size: str, precision: str, steps: int):
     model = w.model()
     end = SPECIAL_TOKENS["im_end"]
     rows = []
-    for c in w.comparisons:
+    for c in w.comparisons[:COMPARISONS]:
         prompt = w.tokenizer.apply_chat_template(list(c.prompt), tokenize=False, add_generation_prompt=True)
         rows += [{"prompt": prompt, "chosen": c.completions[a] + end, "rejected": c.completions[b] + end}
                  for a, b in c.pairs()]

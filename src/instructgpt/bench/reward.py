@@ -21,6 +21,7 @@ from instructgpt.utils.logging import info
 
 PROMPTS, K, MAX_LEN = 4, 4, 256
 PAIRS = PROMPTS * K * (K - 1) // 2
+COMPARISONS = 128  # more than a run's steps use (they wrap around)
 GOAL = 2.0
 
 
@@ -40,7 +41,7 @@ def ours_side(size: str, precision: str, steps: int):
     def one_round() -> Steps:
         out = Steps()
         for i in range(steps + 1):
-            start = next(position) % (len(w.comparisons) - PROMPTS)
+            start = next(position) % (COMPARISONS - PROMPTS)
             started = time.perf_counter()
             batch = reward_batch(w.comparisons[start:start + PROMPTS], w.tokenizer, MAX_LEN, pad)
             train_step(model, reward_step, [batch], optimizer, train, 1.0, device)
@@ -62,7 +63,7 @@ def trl_side(size: str, precision: str, steps: int):
     w = workload(size, k=K)
     model = load_score_model(w.model_dir, new_head=True)
     rows = []
-    for c in w.comparisons:
+    for c in w.comparisons[:COMPARISONS]:
         prompt = encode_prompt(w.tokenizer, c.prompt)
         ids = [encode_completion(w.tokenizer, prompt, text, MAX_LEN)[0] for text in c.completions]
         rows += [{"chosen_ids": ids[a], "rejected_ids": ids[b]} for a, b in c.pairs()]

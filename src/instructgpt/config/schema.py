@@ -164,6 +164,9 @@ class SFTConfig(StrictConfig):
         "task_balanced", description="task_balanced = (1/N) Σ_i (1/M_i) Σ_j L_ij over the step")
     mix: MixConfig = MixConfig()
     packing: bool = Field(True, description="several examples per row, no attention across them")
+    unpad: bool = Field(True, description="without packing: lay each micro-batch's examples into rows of its "
+                        "longest example (per-example masks) instead of padding every row; same loss, fewer "
+                        "positions. false = classic padding (for attention kernels without 4D masks)")
     system_prompt: str | None = Field(None, description="a system message before every prompt")
     lora: LoraConfig = LoraConfig()
     eval: SFTEvalConfig = SFTEvalConfig()

@@ -72,7 +72,35 @@ def pack_batch(examples: Sequence[Encoded], max_len: int, pad_id: int, first_ind
             used = 0
         rows[-1].append(k)
         used += len(ids)
-    shape = (len(rows), max_len)
+    return _packed_rows(examples, rows, max_len, pad_id, first_index)
+
+
+def unpad_batch(examples: Sequence[Encoded], pad_id: int, first_index: int = 0, max_len: int | None = None
+                ) -> SFTBatch:
+    """The examples of `pad_batch` without its padding: rows as long as the longest example, filled
+    first-fit by decreasing length, with `pack_batch`'s per-example masks and positions. Same loss as
+    `pad_batch` (example k keeps its index), over fewer positions: a padded SFT batch of short
+    instructions is often half padding."""
+    examples = [_truncate(e, max_len) for e in examples] if max_len else list(examples)
+    width = max(len(ids) for ids, _ in examples)
+    rows: list[list[int]] = []
+    free: list[int] = []
+    for k in sorted(range(len(examples)), key=lambda k: -len(examples[k][0])):
+        n = len(examples[k][0])
+        row = next((r for r, room in enumerate(free) if room >= n), None)
+        if row is None:
+            rows.append([])
+            free.append(width)
+            row = len(rows) - 1
+        rows[row].append(k)
+        free[row] -= n
+    return _packed_rows(examples, rows, width, pad_id, first_index)
+
+
+def _packed_rows(examples: Sequence[Encoded], rows: list[list[int]], width: int, pad_id: int,
+                 first_index: int) -> SFTBatch:
+    """Rows of `width` tokens holding the listed examples (by number) one after another."""
+    shape = (len(rows), width)
     input_ids = torch.full(shape, pad_id, dtype=torch.long)
     labels = torch.full(shape, IGNORE_INDEX, dtype=torch.long)
     position_ids = torch.zeros(shape, dtype=torch.long)

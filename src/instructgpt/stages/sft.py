@@ -12,7 +12,7 @@ import torch
 from instructgpt.checkpoint import mark_complete, save_hf_folder
 from instructgpt.config import SFTConfig, UserError, dump_config, require
 from instructgpt.data.mixing import iter_mixture
-from instructgpt.data.packing import SFTBatch, pack_batch, pad_batch, plan_micro_batches
+from instructgpt.data.packing import SFTBatch, pack_batch, pad_batch, plan_micro_batches, unpad_batch
 from instructgpt.data.sft import TaskData, load_task_data, task_metadata
 from instructgpt.models.build import count_parameters, load_model, pad_id
 from instructgpt.models.parts import lm_parts
@@ -126,6 +126,8 @@ def build_step(step: list[list[Key]], encoded: dict[str, list], task_ids: dict[s
         examples = [encoded[task][i] for task, i in keys]
         if cfg.packing:
             batch = pack_batch(examples, cfg.train.seq_len, pad_id, first)
+        elif cfg.unpad:
+            batch = unpad_batch(examples, pad_id, first, cfg.train.seq_len)
         else:
             batch = pad_batch(examples, pad_id, first, cfg.train.seq_len)
         batches.append(batch)
