@@ -133,16 +133,20 @@ def test_k_way_reward_batch_equals_the_exploded_pairs(tokenizer):
 
 
 def test_dpo_reference_logprobs_and_policy_logprobs_equal_full_log_softmax(tokenizer):
+    """Unpadded pair rows (the stage's default) and the reference computed once, against each sequence
+    in its own padded row through the model's full log-softmax."""
+    from instructgpt.data.packing import pad_batch
     from instructgpt.data.preference import encode_completion, encode_prompt
     from instructgpt.stages.dpo import pair_batch, reference_logprobs, sequence_logprobs
     model = _llama(len(tokenizer))
     prompt = encode_prompt(tokenizer, [{"role": "user", "content": "say something"}])
-    pairs = [(encode_completion(tokenizer, prompt, "yes " * (i + 1), 64),
+    pairs = [(encode_completion(tokenizer, prompt, "yes " * (15 * i + 1), 64),
               encode_completion(tokenizer, prompt, "no " * (3 - i), 64)) for i in range(3)]
     ref = reference_logprobs(model, pairs, tokenizer.pad_token_id, batch_size=2)             # (3, 2), once
     batch = pair_batch(pairs, ref, tokenizer.pad_token_id)
-    s = batch.sequences
-    fast = sequence_logprobs(model, s)                                                        # (6,)
+    assert batch.sequences.input_ids.size(0) < 6                                              # rows shared
+    fast = sequence_logprobs(model, batch.sequences)                                          # (6,)
+    s = pad_batch([c for c, _ in pairs] + [r for _, r in pairs], tokenizer.pad_token_id)
     logp = model(input_ids=s.input_ids, attention_mask=s.attention_mask).logits.float().log_softmax(-1)
     targets = s.labels[:, 1:]
     keep = targets != -100

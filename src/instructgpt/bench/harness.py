@@ -95,8 +95,9 @@ def alternate(contenders: dict[str, Callable[[], Steps]], rounds: int) -> dict[s
 
 
 class PeakMemory:
-    """Peak memory above the level at entry, in MB: CUDA's allocator peak on a GPU, else the
-    process's resident set sampled every 2 ms (the OS counts what torch's CPU allocator holds)."""
+    """Peak memory above the level at entry, in MB: CUDA's allocator peak on a GPU; on a CPU the
+    bytes malloc has handed out and not taken back (glibc's mallinfo2: what torch's CPU tensors
+    hold, not what the allocator keeps cached), sampled every 2 ms; the resident set elsewhere."""
 
     def __init__(self) -> None:
         self.peak_mb = 0.0
@@ -107,14 +108,14 @@ class PeakMemory:
             torch.cuda.reset_peak_memory_stats()
             self._start = torch.cuda.memory_allocated()
             return self
-        self._start = self._peak = _rss()
+        self._start = self._peak = _in_use()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
         return self
 
     def _sample(self) -> None:
         while not self._stop.wait(0.002):
-            self._peak = max(self._peak, _rss())
+            self._peak = max(self._peak, _in_use())
 
     def __exit__(self, *exc) -> None:
         if torch.cuda.is_available():
@@ -122,12 +123,32 @@ class PeakMemory:
             return
         self._stop.set()
         self._thread.join()
-        self.peak_mb = (max(self._peak, _rss()) - self._start) / 2**20
+        self.peak_mb = (max(self._peak, _in_use()) - self._start) / 2**20
 
 
-def _rss() -> int:
+def _in_use() -> int:
+    if _MALLINFO is not None:
+        info = _MALLINFO()
+        return info.uordblks + info.hblkhd  # in use: small blocks + mmapped large ones
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _mallinfo():
+    import ctypes
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                         "fsmblks", "uordblks", "fordblks", "keepcost")]
+    try:
+        function = ctypes.CDLL("libc.so.6").mallinfo2
+    except (OSError, AttributeError):  # not glibc, or glibc < 2.33
+        return None
+    function.restype = MallInfo2
+    return function
+
+
+_MALLINFO = _mallinfo()
 
 
 def row(work: str, size: str, unit: str, measured: dict[str, Steps], peak: dict[str, float], precision: str,

@@ -9,7 +9,7 @@ import torch
 
 from instructgpt.config import DPOConfig, UserError, dump_config, require
 from instructgpt.data.comparisons import load_comparisons
-from instructgpt.data.packing import SFTBatch, pad_batch
+from instructgpt.data.packing import SFTBatch, pad_batch, unpad_batch
 from instructgpt.data.preference import encode_completion, encode_prompt, step_keys
 from instructgpt.models.build import count_parameters, load_model, pad_id
 from instructgpt.objectives.dpo import PREFERENCE_LOSSES
@@ -48,13 +48,14 @@ def run(cfg: DPOConfig, resume: bool = False) -> Path:
     pad = pad_id(tokenizer)
     info(f"dpo: {len(pairs):,} pairs ({cfg.pairs} pairs of each comparison), loss {cfg.loss}, β={cfg.beta}; "
          f"{count_parameters(model) / 1e6:.1f}M parameters; reference log-probs computed once")
-    ref_logprobs = reference_logprobs(model, pairs, pad)
+    ref_logprobs = reference_logprobs(model, pairs, pad, unpad=cfg.unpad)
     loss_fn = PREFERENCE_LOSSES[cfg.loss]
     t = cfg.train
 
     def batches(step: int) -> list[PairBatch]:
         keys = step_keys(len(pairs), t.batch_size * t.grad_accum, step, t.seed)
-        return [pair_batch([pairs[k] for k in keys[i:i + t.batch_size]], ref_logprobs[keys[i:i + t.batch_size]], pad)
+        return [pair_batch([pairs[k] for k in keys[i:i + t.batch_size]], ref_logprobs[keys[i:i + t.batch_size]], pad,
+                           cfg.unpad)
                 for i in range(0, len(keys), t.batch_size)]
 
     dpo_step = make_dpo_step(loss_fn, cfg.beta)
@@ -109,26 +110,29 @@ def load_pairs(cfg: DPOConfig, tokenizer) -> list[tuple[Encoded, Encoded]]:
     return out
 
 
-def pair_batch(pairs: list[tuple[Encoded, Encoded]], ref: torch.Tensor, pad: int) -> PairBatch:
+def pair_batch(pairs: list[tuple[Encoded, Encoded]], ref: torch.Tensor, pad: int, unpad: bool = True) -> PairBatch:
+    """Examples 0..P-1 the chosen completions, P..2P-1 the rejected ones; in unpadded rows (several
+    short sequences a row, per-example masks: data.packing.unpad_batch) unless `unpad` is False."""
     rows = [c for c, _ in pairs] + [r for _, r in pairs]
-    return PairBatch(pad_batch(rows, pad), torch.cat([ref[:, 0], ref[:, 1]]))
+    return PairBatch((unpad_batch if unpad else pad_batch)(rows, pad), torch.cat([ref[:, 0], ref[:, 1]]))
 
 
 def sequence_logprobs(model: torch.nn.Module, batch: SFTBatch) -> torch.Tensor:
-    """(N,) Σ_t log p(completion token t) of each row: minus the SFT answer NLL."""
-    return -answer_nll(model, batch, batch.input_ids.size(0))
+    """(N,) Σ_t log p(completion token t) of each of the batch's N examples: minus the SFT answer NLL."""
+    return -answer_nll(model, batch, int(batch.example_index.max()) + 1)
 
 
 @torch.no_grad()
 def reference_logprobs(model: torch.nn.Module, pairs: list[tuple[Encoded, Encoded]], pad: int,
-                       batch_size: int = 64) -> torch.Tensor:
+                       batch_size: int = 64, unpad: bool = True) -> torch.Tensor:
     """(num_pairs, 2) the start model's summed log-probs of (chosen, rejected), before any update."""
     was_training = model.training
     model.eval()
     out = []
     for i in range(0, len(pairs), batch_size):
         chunk = pairs[i:i + batch_size]
-        logprobs = sequence_logprobs(model, pad_batch([c for c, _ in chunk] + [r for _, r in chunk], pad))
+        rows = [c for c, _ in chunk] + [r for _, r in chunk]
+        logprobs = sequence_logprobs(model, (unpad_batch if unpad else pad_batch)(rows, pad))
         out.append(torch.stack([logprobs[:len(chunk)], logprobs[len(chunk):]], 1))
     model.train(was_training)
     return torch.cat(out)
