@@ -132,9 +132,11 @@ def test_k_way_reward_batch_equals_the_exploded_pairs(tokenizer):
     assert torch.allclose(fast, _grads(model), atol=1e-6)
 
 
-def test_dpo_reference_logprobs_and_policy_logprobs_equal_full_log_softmax(tokenizer):
-    """Unpadded pair rows (the stage's default) and the reference computed once, against each sequence
-    in its own padded row through the model's full log-softmax."""
+@pytest.mark.parametrize("layout", ["shared_prompt", "unpadded", "padded"])
+def test_dpo_reference_logprobs_and_policy_logprobs_equal_full_log_softmax(tokenizer, layout):
+    """Each layout of the pairs (the stage's default: the prompt once, both answers branching from it)
+    and the reference computed once, against each sequence in its own padded row through the model's
+    full log-softmax; gradients too."""
     from instructgpt.data.packing import pad_batch
     from instructgpt.data.preference import encode_completion, encode_prompt
     from instructgpt.stages.dpo import pair_batch, reference_logprobs, sequence_logprobs
@@ -142,18 +144,24 @@ def test_dpo_reference_logprobs_and_policy_logprobs_equal_full_log_softmax(token
     prompt = encode_prompt(tokenizer, [{"role": "user", "content": "say something"}])
     pairs = [(encode_completion(tokenizer, prompt, "yes " * (15 * i + 1), 64),
               encode_completion(tokenizer, prompt, "no " * (3 - i), 64)) for i in range(3)]
-    ref = reference_logprobs(model, pairs, tokenizer.pad_token_id, batch_size=2)             # (3, 2), once
-    batch = pair_batch(pairs, ref, tokenizer.pad_token_id)
-    assert batch.sequences.input_ids.size(0) < 6                                              # rows shared
-    fast = sequence_logprobs(model, batch.sequences)                                          # (6,)
+    ref = reference_logprobs(model, pairs, tokenizer.pad_token_id, batch_size=2, layout=layout)  # (3, 2), once
+    batch = pair_batch(pairs, ref, tokenizer.pad_token_id, layout)
     s = pad_batch([c for c, _ in pairs] + [r for _, r in pairs], tokenizer.pad_token_id)
+    if layout != "padded":
+        assert batch.sequences.input_ids.numel() < s.input_ids.numel()                       # fewer positions
+    fast = sequence_logprobs(model, batch.sequences)                                          # (6,)
+    (fast * torch.arange(1.0, 7.0)).sum().backward()
+    fast_grads = _grads(model)
+    model.zero_grad()
     logp = model(input_ids=s.input_ids, attention_mask=s.attention_mask).logits.float().log_softmax(-1)
     targets = s.labels[:, 1:]
     keep = targets != -100
     token_logp = logp[:, :-1].gather(-1, targets.clamp(min=0)[..., None]).squeeze(-1) * keep
     plain = token_logp.sum(1)
+    (plain * torch.arange(1.0, 7.0)).sum().backward()
     assert torch.allclose(fast, plain, atol=1e-4)
     assert torch.allclose(batch.ref_logprobs, plain.detach(), atol=1e-4)
+    assert torch.allclose(fast_grads, _grads(model), atol=1e-5)
 
 
 def test_ppo_action_logprobs_equal_full_log_softmax():

@@ -2,8 +2,8 @@
 
 The same exploded pairs of the K = 4 comparisons, 8 pairs a step. Ours computes the
 reference log-probs once before training (`stages.dpo.reference_logprobs`), so a step is one
-policy forward and backward over chosen and rejected sequences (unpadded rows, the output head
-on completion tokens only); that one-off pass is timed separately and reported as its own rate. TRL runs its
+policy forward and backward over the pairs, each pair's prompt once with both answers branching
+from it (data/prefix.py; the output head on completion tokens only); that one-off pass is timed separately and reported as its own rate. TRL runs its
 default: a reference forward every step. TRL reads the pairs as text (prompt rendered with the
 chat template, completion + end-of-turn); ours encodes the same text to the same ids.
 """

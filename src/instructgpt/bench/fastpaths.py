@@ -5,7 +5,8 @@ and after, on the same batches in alternating rounds (tests/test_fast_paths.py s
                   gradient formed in the forward (objectives/linear_ce.py, the stage's step) → unpadded
                   rows (data/packing.unpad_batch, the stage's default without packing)
     reward model  every pair scored by its own two forwards → one forward per completion (K-way)
-    DPO           a reference forward every step → reference log-probs computed once
+    DPO           a reference forward every step → reference log-probs computed once → unpadded rows →
+                  each pair's prompt computed once, both answers branching from it (data/prefix.py)
     PPO rollout   sampling through the HF forward → our lean decoder (generation/llama.py)
     precision     fp32 → bf16 autocast (what `precision: auto` picks on this machine is the faster)
 """
@@ -136,9 +137,14 @@ def dpo_variants(size: str, steps: int, rounds: int) -> dict[str, Steps]:
             batch.ref_logprobs = sequence_logprobs(reference, batch.sequences)
         return step(model, batch)
 
-    return _variants(lambda i: [pair_batch(pairs[8 * i:8 * i + 8], ref[8 * i:8 * i + 8], pad)],
-                     {"reference forward every step": (reference_every_step, w.model),
-                      "reference log-probs once": (step, w.model)}, steps, rounds)
+    def batches(layout: str) -> Callable[[int], list]:
+        return lambda i: [pair_batch(pairs[8 * i:8 * i + 8], ref[8 * i:8 * i + 8], pad, layout)]
+
+    return _variants(batches("padded"),
+                     {"padded, reference forward every step": (reference_every_step, w.model),
+                      "padded, reference log-probs once": (step, w.model),
+                      "unpadded rows": (step, w.model, batches("unpadded")),
+                      "prompt once per pair (the stage)": (step, w.model, batches("shared_prompt"))}, steps, rounds)
 
 
 def rollout_variants(size: str, rounds: int) -> dict[str, Steps]:

@@ -276,8 +276,10 @@ class DPOConfig(StrictConfig):
     model: ModelConfig = ModelConfig()
     tokenizer: str | None = None
     data: list[PreferenceData] = Field(default_factory=list)
-    unpad: bool = Field(True, description="several short sequences a row with per-example masks instead of "
-                        "one padded row each; same loss, fewer positions")
+    layout: Literal["shared_prompt", "unpadded", "padded"] = Field(
+        "shared_prompt", description="how a step's sequences are laid out (same loss): shared_prompt = each "
+        "pair's prompt computed once, both answers branching from it; unpadded = several sequences a row; "
+        "padded = one a row (for attention kernels without 4D masks)")
     tasks_dir: str | None = Field(None, description="for the final comparison with the start model")
     reward_model: str | None = Field(None, description="optional: an RM to score the final comparison")
     pairs: Literal["best", "all"] = Field("all", description="best = best vs each other; all = every pair")

@@ -6,12 +6,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from instructgpt.config import DPOConfig, UserError, dump_config, require
 from instructgpt.data.comparisons import load_comparisons
 from instructgpt.data.packing import SFTBatch, pad_batch, unpad_batch
+from instructgpt.data.prefix import TreeBatch, tree_batch
 from instructgpt.data.preference import encode_completion, encode_prompt, step_keys
 from instructgpt.models.build import count_parameters, load_model, pad_id
+from instructgpt.models.parts import lm_parts
 from instructgpt.objectives.dpo import PREFERENCE_LOSSES
 from instructgpt.stages.judge import compare_with_start, load_tasks_dir, save_output
 from instructgpt.stages.sft import answer_nll
@@ -26,7 +29,7 @@ Encoded = tuple[list[int], list[bool]]
 class PairBatch:
     """P pairs: rows 0..P-1 are the chosen completions, rows P..2P-1 the rejected ones."""
 
-    sequences: SFTBatch         # data.packing.pad_batch rows
+    sequences: SFTBatch | TreeBatch  # the 2P sequences (sequences_batch)
     ref_logprobs: torch.Tensor  # (2P,) summed completion log-probs under the reference
     weights: None = None        # fit divides the summed loss by num_loss_tokens (here: pairs)
 
@@ -48,14 +51,14 @@ def run(cfg: DPOConfig, resume: bool = False) -> Path:
     pad = pad_id(tokenizer)
     info(f"dpo: {len(pairs):,} pairs ({cfg.pairs} pairs of each comparison), loss {cfg.loss}, β={cfg.beta}; "
          f"{count_parameters(model) / 1e6:.1f}M parameters; reference log-probs computed once")
-    ref_logprobs = reference_logprobs(model, pairs, pad, unpad=cfg.unpad)
+    ref_logprobs = reference_logprobs(model, pairs, pad, layout=cfg.layout)
     loss_fn = PREFERENCE_LOSSES[cfg.loss]
     t = cfg.train
 
     def batches(step: int) -> list[PairBatch]:
         keys = step_keys(len(pairs), t.batch_size * t.grad_accum, step, t.seed)
         return [pair_batch([pairs[k] for k in keys[i:i + t.batch_size]], ref_logprobs[keys[i:i + t.batch_size]], pad,
-                           cfg.unpad)
+                           cfg.layout)
                 for i in range(0, len(keys), t.batch_size)]
 
     dpo_step = make_dpo_step(loss_fn, cfg.beta)
@@ -110,29 +113,44 @@ def load_pairs(cfg: DPOConfig, tokenizer) -> list[tuple[Encoded, Encoded]]:
     return out
 
 
-def pair_batch(pairs: list[tuple[Encoded, Encoded]], ref: torch.Tensor, pad: int, unpad: bool = True) -> PairBatch:
-    """Examples 0..P-1 the chosen completions, P..2P-1 the rejected ones; in unpadded rows (several
-    short sequences a row, per-example masks: data.packing.unpad_batch) unless `unpad` is False."""
+def sequences_batch(pairs: list[tuple[Encoded, Encoded]], pad: int, layout: str = "shared_prompt"
+                    ) -> SFTBatch | TreeBatch:
+    """Examples 0..P-1 the chosen completions, P..2P-1 the rejected ones, laid out as `layout` says:
+    shared_prompt = each pair's prompt once, both answers branching from it (data/prefix.py);
+    unpadded = whole sequences, several a row (data.packing.unpad_batch); padded = one a row."""
+    if layout == "shared_prompt":
+        return tree_batch(pairs, pad)
     rows = [c for c, _ in pairs] + [r for _, r in pairs]
-    return PairBatch((unpad_batch if unpad else pad_batch)(rows, pad), torch.cat([ref[:, 0], ref[:, 1]]))
+    return (unpad_batch if layout == "unpadded" else pad_batch)(rows, pad)
 
 
-def sequence_logprobs(model: torch.nn.Module, batch: SFTBatch) -> torch.Tensor:
-    """(N,) Σ_t log p(completion token t) of each of the batch's N examples: minus the SFT answer NLL."""
+def pair_batch(pairs: list[tuple[Encoded, Encoded]], ref: torch.Tensor, pad: int, layout: str = "shared_prompt"
+               ) -> PairBatch:
+    return PairBatch(sequences_batch(pairs, pad, layout), torch.cat([ref[:, 0], ref[:, 1]]))
+
+
+def sequence_logprobs(model: torch.nn.Module, batch: SFTBatch | TreeBatch) -> torch.Tensor:
+    """(N,) Σ_t log p(completion token t) of each of the batch's N examples."""
+    if isinstance(batch, TreeBatch):
+        decoder, head = lm_parts(model)
+        hidden = decoder(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                         position_ids=batch.position_ids).last_hidden_state            # (B, T, H)
+        logits = head(hidden.reshape(-1, hidden.size(-1))[batch.predictor]).float()   # (K, V)
+        nll = F.cross_entropy(logits, batch.targets, reduction="none")                 # (K,)
+        return -torch.zeros(batch.num_examples, dtype=nll.dtype, device=nll.device).index_add(0, batch.owners, nll)
     return -answer_nll(model, batch, int(batch.example_index.max()) + 1)
 
 
 @torch.no_grad()
 def reference_logprobs(model: torch.nn.Module, pairs: list[tuple[Encoded, Encoded]], pad: int,
-                       batch_size: int = 64, unpad: bool = True) -> torch.Tensor:
+                       batch_size: int = 64, layout: str = "shared_prompt") -> torch.Tensor:
     """(num_pairs, 2) the start model's summed log-probs of (chosen, rejected), before any update."""
     was_training = model.training
     model.eval()
     out = []
     for i in range(0, len(pairs), batch_size):
         chunk = pairs[i:i + batch_size]
-        rows = [c for c, _ in chunk] + [r for _, r in chunk]
-        logprobs = sequence_logprobs(model, (unpad_batch if unpad else pad_batch)(rows, pad))
+        logprobs = sequence_logprobs(model, sequences_batch(chunk, pad, layout))
         out.append(torch.stack([logprobs[:len(chunk)], logprobs[len(chunk):]], 1))
     model.train(was_training)
     return torch.cat(out)
