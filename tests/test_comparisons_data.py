@@ -60,7 +60,7 @@ def test_bad_records_name_file_and_line(tmp_path, record, message):
 def test_reward_batch_puts_all_k_completions_of_a_prompt_in_one_tensor(tmp_path, tokenizer):
     path = write(tmp_path, {"prompt": "Add 2 and 3.", "completions": ["4", "5", "6"], "ranking": [1, 0, 2]},
                  {"prompt": "Hi", "chosen": "Hello there", "rejected": "Bye"})
-    batch = reward_batch(load_comparisons(path), tokenizer, max_len=64, pad_id=tokenizer.pad_token_id)
+    batch = reward_batch(load_comparisons(path), tokenizer, max_len=64, pad_id=tokenizer.pad_token_id, layout="padded")
     assert batch.sequences.input_ids.shape[0] == 5 and batch.num_loss_tokens == 2
     assert batch.group_ids.tolist() == [0, 0, 0, 1, 1] and batch.ranks.tolist() == [1, 0, 2, 0, 1]
     row = batch.sequences.labels[3]

@@ -96,12 +96,14 @@ def test_bf16_autocast_sft_loss_stays_within_tolerance_of_fp32(tokenizer):
     assert abs(float(bf16.detach()) - float(fp32.detach())) <= 0.02 * float(fp32.detach())
 
 
-def test_k_way_reward_batch_equals_the_exploded_pairs(tokenizer):
-    """One forward per completion and C(K,2) pairs on the scores = the pairwise loss of every pair,
-    each pair scored by its own forward (how TRL trains), averaged per prompt."""
+@pytest.mark.parametrize("layout", ["shared_prompt", "padded"])
+def test_k_way_reward_batch_equals_the_exploded_pairs(tokenizer, layout):
+    """One forward per completion (the default: each prompt once, its K completions branching from it)
+    and C(K,2) pairs on the scores = the pairwise loss of every pair, each pair scored by its own
+    forward (how TRL trains), averaged per prompt."""
     from instructgpt.data.comparisons import Comparison
     from instructgpt.data.preference import reward_batch
-    from instructgpt.models.reward import sequence_rewards
+    from instructgpt.models.reward import batch_rewards, sequence_rewards
     from instructgpt.objectives.reward import ranking_loss
     from transformers import LlamaConfig, LlamaForSequenceClassification
     torch.manual_seed(0)
@@ -111,12 +113,14 @@ def test_k_way_reward_batch_equals_the_exploded_pairs(tokenizer):
     comparisons = [Comparison(({"role": "user", "content": f"name a colour {g}"},),
                               tuple(f"colour {c} " * (1 + (g + c) % 3) for c in range(4)), (0, 2, 1, 3))
                    for g in range(3)]
-    batch = reward_batch(comparisons, tokenizer, 64, tokenizer.pad_token_id)
-    s = batch.sequences
-    loss, _ = ranking_loss(sequence_rewards(model, s.input_ids, s.attention_mask), batch.group_ids, batch.ranks)
+    batch = reward_batch(comparisons, tokenizer, 64, tokenizer.pad_token_id, layout=layout)
+    loss, _ = ranking_loss(batch_rewards(model, batch.sequences), batch.group_ids, batch.ranks)
     loss.backward()
     fast = _grads(model)
     model.zero_grad()
+    s = reward_batch(comparisons, tokenizer, 64, tokenizer.pad_token_id, layout="padded").sequences
+    if layout == "shared_prompt":
+        assert batch.sequences.input_ids.numel() < s.input_ids.numel() / 2
     per_prompt = []
     for g, c in enumerate(comparisons):
         rows = [i for i in range(len(batch.group_ids)) if batch.group_ids[i] == g]
@@ -177,3 +181,25 @@ def test_ppo_action_logprobs_equal_full_log_softmax():
     plain = logp.gather(-1, sequences[:, -5:, None]).squeeze(-1)
     assert torch.allclose(fast, plain, atol=1e-5)
     assert torch.allclose(entropy, -(logp.exp() * logp).sum(-1), atol=1e-5)
+
+
+def test_unpadded_decoder_states_and_gradients_equal_the_padded_batch():
+    """models.parts.decoder_hidden packs a left-padded batch (gaps after a stop too) into fewer rows;
+    the log-probs, values and their gradients equal the padded forward's."""
+    from instructgpt.models.parts import _unpadded_layout, action_logprobs, position_ids
+    model = _llama(60)
+    sequences = torch.randint(1, 60, (4, 12))
+    mask = torch.ones_like(sequences)
+    mask[1, :7] = mask[2, :7] = mask[3, :8] = 0          # left padding: lengths 12, 5, 5, 4
+    mask[2, -1] = 0                                       # a response that stopped early
+    sequences[mask == 0] = 0
+    assert _unpadded_layout(mask) is not None             # 3 packed rows instead of 4
+    fast, _ = action_logprobs(model, sequences, mask, 3)
+    (fast * mask[:, -3:]).sum().backward()
+    fast_grads = _grads(model)
+    model.zero_grad()
+    logits = model(input_ids=sequences, attention_mask=mask, position_ids=position_ids(mask)).logits.float()
+    plain = logits.log_softmax(-1)[:, -4:-1].gather(-1, sequences[:, -3:, None]).squeeze(-1)
+    (plain * mask[:, -3:]).sum().backward()
+    assert torch.allclose(fast * mask[:, -3:], plain * mask[:, -3:], atol=1e-5)
+    assert torch.allclose(fast_grads, _grads(model), atol=1e-5)

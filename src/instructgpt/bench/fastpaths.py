@@ -4,7 +4,8 @@ and after, on the same batches in alternating rounds (tests/test_fast_paths.py s
     SFT           logits at every position → the head on answer tokens only → that, in chunks with the
                   gradient formed in the forward (objectives/linear_ce.py, the stage's step) → unpadded
                   rows (data/packing.unpad_batch, the stage's default without packing)
-    reward model  every pair scored by its own two forwards → one forward per completion (K-way)
+    reward model  every pair scored by its own two forwards → one forward per completion (K-way) →
+                  each prompt once, its K completions branching from it
     DPO           a reference forward every step → reference log-probs computed once → unpadded rows →
                   each pair's prompt computed once, both answers branching from it (data/prefix.py)
     PPO rollout   sampling through the HF forward → our lean decoder (generation/llama.py)
@@ -115,9 +116,14 @@ def reward_variants(size: str, steps: int, rounds: int) -> dict[str, Steps]:
         per_group = torch.zeros(int(group.max()) + 1).index_add(0, group, nll) / torch.bincount(group)
         return per_group.sum(), s.input_ids.numel()
 
-    return _variants(lambda i: [reward_batch(w.comparisons[4 * i:4 * i + 4], w.tokenizer, 256, pad)],
+    def batches(layout: str) -> Callable[[int], list]:
+        return lambda i: [reward_batch(w.comparisons[4 * i:4 * i + 4], w.tokenizer, 256, pad, layout=layout)]
+
+    return _variants(batches("padded"),
                      {"exploded pairs (2 forwards a pair)": (exploded_pairs, lambda: load_score_model(w.model_dir, True)),
-                      "K-way (1 forward a completion)": (reward_step, lambda: load_score_model(w.model_dir, True))},
+                      "K-way (1 forward a completion)": (reward_step, lambda: load_score_model(w.model_dir, True)),
+                      "K-way, prompt once (the stage)": (reward_step, lambda: load_score_model(w.model_dir, True),
+                                                         batches("shared_prompt"))},
                      steps, rounds)
 
 

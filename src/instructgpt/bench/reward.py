@@ -2,7 +2,8 @@
 
 The same comparisons, K = 4 ranked completions per prompt. Ours puts all K completions of a
 prompt in the batch once and forms its C(K,2) = 6 pairs on the scores (InstructGPT eq. 1): one
-forward per completion. TRL trains on the exploded pairs, two forwards per pair. Both do the
+forward per completion, the prompt computed once with the K completions branching from it
+(data/prefix.py). TRL trains on the exploded pairs, two full sequences per pair. Both do the
 same number of comparisons per step (4 prompts = 24 pairs); the rate is pairs/s.
 """
 from __future__ import annotations

@@ -213,6 +213,9 @@ class RewardConfig(StrictConfig):
     model: ModelConfig = ModelConfig()
     tokenizer: str | None = None
     data: list[PreferenceData] = Field(default_factory=list, description="training comparisons")
+    layout: Literal["shared_prompt", "padded"] = Field(
+        "shared_prompt", description="shared_prompt = each prompt computed once with its K completions branching "
+        "from it (same rewards, fewer positions); padded = one completion a row (attention kernels without 4D masks)")
     eval_data: list[PreferenceData] = Field(default_factory=list, description="comparisons scored for accuracy")
     max_len: int = Field(256, gt=1, description="tokens per prompt + completion (the prompt is cut first)")
     demonstrations: bool = Field(True, description="after training, add a bias so the records' references "

@@ -10,6 +10,7 @@ import torch
 
 from instructgpt.data.comparisons import Comparison
 from instructgpt.data.packing import SFTBatch, pad_batch
+from instructgpt.data.prefix import TreeBatch, tree_batch
 from instructgpt.tokenizer.chat import SPECIAL_TOKENS, encode_chat
 
 
@@ -33,7 +34,7 @@ def encode_completion(tokenizer, prompt_ids: Sequence[int], completion: str, max
 class RewardBatch:
     """All K completions of G prompts in one padded batch (one row each): one forward per completion."""
 
-    sequences: SFTBatch      # data.packing.pad_batch rows: (N, T) ids, attention mask, answer labels
+    sequences: SFTBatch | TreeBatch  # the N completions: padded rows, or trees sharing each prompt
     group_ids: torch.Tensor  # (N,) long, the prompt each row answers
     ranks: torch.Tensor      # (N,) long, 0 = best within its prompt; equal = tie
     num_loss_tokens: int     # prompts with an untied pair: fit divides the summed ranking loss by these
@@ -45,7 +46,9 @@ class RewardBatch:
 
 
 def reward_batch(comparisons: Sequence[Comparison], tokenizer, max_len: int, pad_id: int,
-                 first_group: int = 0) -> RewardBatch:
+                 first_group: int = 0, layout: str = "shared_prompt") -> RewardBatch:
+    """shared_prompt: each prompt computed once, its K completions branching from it (data/prefix.py);
+    padded: one completion a row."""
     encoded, groups, ranks = [], [], []
     for g, c in enumerate(comparisons):
         prompt = encode_prompt(tokenizer, c.prompt)
@@ -54,7 +57,13 @@ def reward_batch(comparisons: Sequence[Comparison], tokenizer, max_len: int, pad
             groups.append(first_group + g)
             ranks.append(rank)
     ranked = sum(len(set(c.ranks)) > 1 for c in comparisons)
-    return RewardBatch(pad_batch(encoded, pad_id), torch.tensor(groups), torch.tensor(ranks), ranked)
+    if layout == "shared_prompt":
+        sizes = [len(c.completions) for c in comparisons]
+        starts = [sum(sizes[:g]) for g in range(len(sizes))]
+        sequences = tree_batch([encoded[s:s + n] for s, n in zip(starts, sizes)], pad_id)
+    else:
+        sequences = pad_batch(encoded, pad_id)
+    return RewardBatch(sequences, torch.tensor(groups), torch.tensor(ranks), ranked)
 
 
 def step_keys(n: int, per_step: int, step: int, seed: int) -> list[int]:

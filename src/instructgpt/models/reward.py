@@ -10,7 +10,7 @@ from typing import Sequence
 import torch
 
 from instructgpt.config.errors import UserError
-from instructgpt.models.parts import position_ids
+from instructgpt.models.parts import decoder_hidden
 
 
 def load_score_model(path: str | Path, new_head: bool = False) -> torch.nn.Module:
@@ -47,20 +47,32 @@ def score_head(model: torch.nn.Module) -> torch.nn.Module:
 
 def token_scores(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                  position_ids: torch.Tensor | None = None) -> torch.Tensor:
-    """(N, T) the score head at every position (the value model's V(s_t))."""
+    """(N, T) the score head at every position (the value model's V(s_t)). A 2D mask without
+    `position_ids` runs without the batch's padding (models.parts.decoder_hidden)."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     decoder = getattr(base, base.base_model_prefix)
-    hidden = decoder(input_ids=input_ids, attention_mask=attention_mask,
-                     position_ids=position_ids).last_hidden_state                   # (N, T, H)
+    if position_ids is None and attention_mask.dim() == 2:
+        hidden = decoder_hidden(decoder, input_ids, attention_mask)                  # (N, T, H)
+    else:
+        hidden = decoder(input_ids=input_ids, attention_mask=attention_mask,
+                         position_ids=position_ids).last_hidden_state               # (N, T, H)
     return base.score(hidden).squeeze(-1).float() + float(getattr(base.config, "reward_bias", 0.0))
 
 
 def sequence_rewards(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor
                      ) -> torch.Tensor:
     """(N,) the score at each row's last real token, under left or right padding."""
-    scores = token_scores(model, input_ids, attention_mask, position_ids(attention_mask))              # (N, T)
+    scores = token_scores(model, input_ids, attention_mask)                          # (N, T)
     last = attention_mask.size(1) - 1 - attention_mask.flip(1).argmax(1)             # (N,)
     return scores[torch.arange(scores.size(0), device=scores.device), last]
+
+
+def batch_rewards(model: torch.nn.Module, sequences) -> torch.Tensor:
+    """(N,) the reward of each sequence of a padded batch (SFTBatch) or of prompt-sharing trees (TreeBatch)."""
+    if hasattr(sequences, "last"):  # data.prefix.TreeBatch: the score at each sequence's last token
+        scores = token_scores(model, sequences.input_ids, sequences.attention_mask, sequences.position_ids)
+        return scores.reshape(-1)[sequences.last]
+    return sequence_rewards(model, sequences.input_ids, sequences.attention_mask)
 
 
 @torch.no_grad()

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from instructgpt.config import DPOConfig, UserError, dump_config, require
 from instructgpt.data.comparisons import load_comparisons
 from instructgpt.data.packing import SFTBatch, pad_batch, unpad_batch
-from instructgpt.data.prefix import TreeBatch, tree_batch
+from instructgpt.data.prefix import TreeBatch, pair_trees
 from instructgpt.data.preference import encode_completion, encode_prompt, step_keys
 from instructgpt.models.build import count_parameters, load_model, pad_id
 from instructgpt.models.parts import lm_parts
@@ -119,7 +119,7 @@ def sequences_batch(pairs: list[tuple[Encoded, Encoded]], pad: int, layout: str 
     shared_prompt = each pair's prompt once, both answers branching from it (data/prefix.py);
     unpadded = whole sequences, several a row (data.packing.unpad_batch); padded = one a row."""
     if layout == "shared_prompt":
-        return tree_batch(pairs, pad)
+        return pair_trees(pairs, pad)
     rows = [c for c, _ in pairs] + [r for _, r in pairs]
     return (unpad_batch if layout == "unpadded" else pad_batch)(rows, pad)
 

@@ -11,7 +11,7 @@ from instructgpt.config.schema import PreferenceData
 from instructgpt.data.comparisons import Comparison, load_comparisons, pair_accuracy
 from instructgpt.data.preference import RewardBatch, reward_batch, step_keys
 from instructgpt.models.build import count_parameters, pad_id
-from instructgpt.models.reward import load_score_model, sequence_rewards
+from instructgpt.models.reward import batch_rewards, load_score_model
 from instructgpt.objectives.reward import ranking_loss
 from instructgpt.stages.judge import reward_of, save_output
 from instructgpt.tokenizer.train import load_tokenizer
@@ -36,7 +36,7 @@ def run(cfg: RewardConfig, resume: bool = False) -> Path:
 
     def batches(step: int) -> list[RewardBatch]:
         keys = step_keys(len(train), per_step, step, t.seed)
-        return [reward_batch([train[i] for i in keys[j:j + t.batch_size]], tokenizer, cfg.max_len, pad, j)
+        return [reward_batch([train[i] for i in keys[j:j + t.batch_size]], tokenizer, cfg.max_len, pad, j, cfg.layout)
                 for j in range(0, len(keys), t.batch_size)]
 
     def evaluate(model: torch.nn.Module) -> dict[str, float]:
@@ -64,7 +64,7 @@ def reward_step(model: torch.nn.Module, batch: RewardBatch) -> tuple[torch.Tenso
     """The ranking loss summed over the micro-batch's prompts (fit divides by the step's prompts),
     and the pairs it ordered right."""
     s = batch.sequences
-    rewards = sequence_rewards(model, s.input_ids, s.attention_mask)                 # (N,)
+    rewards = batch_rewards(model, s)                                               # (N,)
     loss, metrics = ranking_loss(rewards, batch.group_ids, batch.ranks)
     pairs = float(metrics["pairs"])
     return (loss * metrics["groups"].to(loss.device), s.input_ids.numel(),

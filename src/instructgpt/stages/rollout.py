@@ -9,7 +9,7 @@ import torch
 
 from instructgpt.generation import generate
 from instructgpt.generation.decode import left_pad
-from instructgpt.models.parts import action_logprobs, position_ids
+from instructgpt.models.parts import action_logprobs
 from instructgpt.models.reward import sequence_rewards, token_scores
 from instructgpt.objectives.ppo import gae, kl_penalized_rewards, whiten
 
@@ -51,7 +51,7 @@ class Rollout:
 def action_values(value_model, sequences: torch.Tensor, attention_mask: torch.Tensor, num_actions: int
                   ) -> torch.Tensor:
     """(B, A) V(s_t): the value head at the token before each action."""
-    values = token_scores(value_model, sequences, attention_mask, position_ids(attention_mask))  # (B, T)
+    values = token_scores(value_model, sequences, attention_mask)                      # (B, T)
     return values[:, -num_actions - 1:-1]
 
 
