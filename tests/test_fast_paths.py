@@ -203,3 +203,15 @@ def test_unpadded_decoder_states_and_gradients_equal_the_padded_batch():
     (plain * mask[:, -3:]).sum().backward()
     assert torch.allclose(fast * mask[:, -3:], plain * mask[:, -3:], atol=1e-5)
     assert torch.allclose(fast_grads, _grads(model), atol=1e-5)
+
+
+def test_compile_reaches_the_bodies_the_losses_call():
+    """train.compile compiles what lm_parts hands the losses (the policy's body, a score model's body)."""
+    from instructgpt.models.parts import compile_decoders, lm_parts
+    from transformers import LlamaConfig, LlamaForSequenceClassification
+    policy = _llama(60)
+    critic = LlamaForSequenceClassification(LlamaConfig(vocab_size=60, hidden_size=32, intermediate_size=64,
+                                                        num_hidden_layers=1, num_attention_heads=4, pad_token_id=0))
+    pair = torch.nn.ModuleDict({"policy": policy, "value": critic})
+    assert compile_decoders(pair) == 2
+    assert lm_parts(policy)[0]._compiled_call_impl is not None and critic.model._compiled_call_impl is not None

@@ -33,6 +33,8 @@ class TrainConfig(StrictConfig):
         "auto", description="bf16 = autocast, fp32 master weights; auto = bf16 where the device runs bf16 "
         "matmuls faster than fp32 (GPUs, CPUs with AMX), else fp32")
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
+    compile: bool = Field(False, description="torch.compile the transformer bodies (dynamic shapes): minutes "
+                          "to compile, then ~20% faster steps on a CPU; pays on long runs")
     seed: int = 0
     eval_every: int = Field(100, ge=0, description="steps between evaluations; 0 = only at the end")
     eval_batches: int = Field(8, gt=0, description="micro-batches per evaluation")

@@ -61,6 +61,9 @@ def fit(model: torch.nn.Module, step_fn: StepFn, batches_for_step: Callable[[int
     train = train.model_copy(update={"precision": resolve_precision(device, train.precision)})
     set_seed(train.seed)
     model.to(device)
+    if train.compile:
+        from instructgpt.models.parts import compile_decoders
+        info(f"{desc}: torch.compile of {compile_decoders(model)} transformer body(ies); the first step compiles")
     optimizer = build_optimizer(model, optim)
     scheduler = build_scheduler(optimizer, optim, train.max_steps)
     ckpt_root = Path(out_dir) / "checkpoints"
