@@ -207,7 +207,8 @@ def test_unpadded_decoder_states_and_gradients_equal_the_padded_batch():
 
 def test_compile_reaches_the_bodies_the_losses_call():
     """train.compile compiles what lm_parts hands the losses (the policy's body, a score model's body)."""
-    from instructgpt.models.parts import compile_decoders, lm_parts
+    from instructgpt.models.parts import lm_parts
+    from instructgpt.train.compile import compile_decoders
     from transformers import LlamaConfig, LlamaForSequenceClassification
     policy = _llama(60)
     critic = LlamaForSequenceClassification(LlamaConfig(vocab_size=60, hidden_size=32, intermediate_size=64,

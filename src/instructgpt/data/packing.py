@@ -7,6 +7,7 @@ from typing import Hashable, Iterator, Sequence
 import torch
 
 from instructgpt.utils import IGNORE_INDEX
+from instructgpt.utils.masks import block_causal_mask
 
 Encoded = tuple[Sequence[int], Sequence[bool]]  # token ids and loss mask of one example (see encode_chat)
 
@@ -118,17 +119,6 @@ def _packed_rows(examples: Sequence[Encoded], rows: list[list[int]], width: int,
             example_index[r, span] = first_index + k
             start += len(ids)
     return SFTBatch(input_ids, labels, position_ids, block_causal_mask(segment), example_index)
-
-
-def block_causal_mask(segment: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """(B, T) segment ids -> (B, 1, T, T) additive mask: 0 where query may see key, else -inf-ish.
-
-    Padding (segment -1) forms its own block, so no row of the mask is empty (no NaN).
-    """
-    T = segment.size(1)
-    causal = torch.tril(torch.ones(T, T, dtype=torch.bool, device=segment.device))
-    allowed = (segment[:, :, None] == segment[:, None, :]) & causal                # (B, T, T)
-    return torch.zeros(allowed.shape, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)[:, None]
 
 
 def plan_micro_batches(stream: Iterator[tuple[Hashable, int]], rows: int, max_len: int,

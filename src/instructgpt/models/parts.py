@@ -62,7 +62,7 @@ def _unpadded_layout(attention_mask: torch.Tensor, min_saving: float = 0.15):
 
 
 def _pack(input_ids: torch.Tensor, attention_mask: torch.Tensor, place: dict, rows: int, width: int):
-    from instructgpt.data.packing import block_causal_mask
+    from instructgpt.utils.masks import block_causal_mask
     ids = torch.zeros(rows, width, dtype=torch.long)
     positions = torch.zeros(rows, width, dtype=torch.long)
     segment = torch.full((rows, width), -1, dtype=torch.long)
@@ -78,22 +78,6 @@ def _pack(input_ids: torch.Tensor, attention_mask: torch.Tensor, place: dict, ro
         src.append(b * T + idx)
         dst.append(r * width + start + torch.arange(n))
     return ids, positions, block_causal_mask(segment), torch.cat(src), torch.cat(dst)
-
-
-def compile_decoders(model: torch.nn.Module) -> int:
-    """`torch.compile` (dynamic shapes) every transformer body inside `model`, in place: the losses
-    call the body directly (lm_parts), so compiling the top module would not reach it. Returns how
-    many were compiled. Measured on the tiny preset's SFT step on a 2-core CPU: 78 s to compile,
-    then 515 instead of 634 ms a step (pays after ~650 steps)."""
-    bodies = []
-    for module in model.modules():
-        base = module.get_base_model() if hasattr(module, "get_base_model") else module
-        body = getattr(base, getattr(base, "base_model_prefix", ""), None)
-        if isinstance(body, torch.nn.Module) and body is not base and body not in bodies:
-            bodies.append(body)
-    for body in bodies:
-        body.compile(dynamic=True)
-    return len(bodies)
 
 
 def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:

@@ -62,7 +62,7 @@ def fit(model: torch.nn.Module, step_fn: StepFn, batches_for_step: Callable[[int
     set_seed(train.seed)
     model.to(device)
     if train.compile:
-        from instructgpt.models.parts import compile_decoders
+        from instructgpt.train.compile import compile_decoders
         info(f"{desc}: torch.compile of {compile_decoders(model)} transformer body(ies); the first step compiles")
     optimizer = build_optimizer(model, optim)
     scheduler = build_scheduler(optimizer, optim, train.max_steps)
