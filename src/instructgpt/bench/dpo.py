@@ -36,6 +36,7 @@ def _pairs(w) -> list[tuple]:
         out += [(encoded[a], encoded[b]) for a, b in c.pairs()]
     return out
 
+
 def ours_side(size: str, precision: str, steps: int, reference: dict):
     from instructgpt.objectives.dpo import dpo_loss
     from instructgpt.stages.dpo import make_dpo_step, pair_batch, reference_logprobs
@@ -70,6 +71,7 @@ def ours_side(size: str, precision: str, steps: int, reference: dict):
 
     return one_round
 
+
 def trl_side(size: str, precision: str, steps: int):
     from instructgpt.bench import trl_side as T
     T.require_trl()
@@ -91,12 +93,10 @@ def trl_side(size: str, precision: str, steps: int):
                                                         per_position * batch["input_ids"].numel()))
     return lambda: T.run_round(trainer, timer, counting, steps)
 
+
 def run(steps: int = 6, out: str = "benchmarks/results", sizes: tuple[str, ...] = ("tiny", "small"),
         rounds: int = 3, precision: str = "auto", write: bool = True) -> list[harness.Row]:
-    from instructgpt.train.flops import resolve_precision
-    device = resolve_device("auto")
-    precision = resolve_precision(device, precision)
-    peak = harness.peaks(device.type)
+    precision, peak = harness.setup(precision)
     rows = []
     for size in sizes:
         info(f"bench dpo: {size}, {precision}, {PAIRS} pairs a step, {rounds} rounds of {steps} steps")

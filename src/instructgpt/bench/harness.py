@@ -58,6 +58,14 @@ class Row:
     extra: dict = field(default_factory=dict)
 
 
+def setup(precision: str) -> tuple[str, dict[str, float]]:
+    """The precision a suite runs in (`auto` resolved as training resolves it) and the machine's peaks."""
+    from instructgpt.train.flops import resolve_precision
+    from instructgpt.utils.device import resolve_device
+    device = resolve_device("auto")
+    return resolve_precision(device, precision), peaks(device.type)
+
+
 def peaks(device: str = "cpu") -> dict[str, float]:
     """The machine's measured peak matmul FLOP/s in fp32 and bf16 (cached per process)."""
     return {"fp32": measure_peak_flops(device, "float32"), "bf16": measure_peak_flops(device, "bfloat16")}

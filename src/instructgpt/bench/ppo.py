@@ -23,7 +23,6 @@ from instructgpt.bench import harness
 from instructgpt.bench.harness import Steps
 from instructgpt.bench.workload import workload
 from instructgpt.config.errors import UserError
-from instructgpt.utils.device import resolve_device
 from instructgpt.utils.logging import info, read_metrics
 
 BATCH, NEW_TOKENS, PPO_EPOCHS = 16, 32, 4
@@ -122,10 +121,7 @@ class TRLWorker:
 
 def run(steps: int = 3, out: str = "benchmarks/results", sizes: tuple[str, ...] = ("tiny",), rounds: int = 3,
         precision: str = "auto", write: bool = True) -> list[harness.Row]:
-    from instructgpt.train.flops import resolve_precision
-    device = resolve_device("auto")
-    precision = resolve_precision(device, precision)
-    peak = harness.peaks(device.type)
+    precision, peak = harness.setup(precision)
     rows = []
     for size in sizes:
         info(f"bench ppo: {size}, {precision}, {BATCH} prompts × {NEW_TOKENS} new tokens, {PPO_EPOCHS} PPO epochs; "

@@ -78,10 +78,7 @@ def trl_side(size: str, precision: str, steps: int):
 
 def run(steps: int = 6, out: str = "benchmarks/results", sizes: tuple[str, ...] = ("tiny", "small"),
         rounds: int = 3, precision: str = "auto", write: bool = True) -> list[harness.Row]:
-    from instructgpt.train.flops import resolve_precision
-    device = resolve_device("auto")
-    precision = resolve_precision(device, precision)
-    peak = harness.peaks(device.type)
+    precision, peak = harness.setup(precision)
     rows = []
     for size in sizes:
         info(f"bench reward: {size}, {precision}, K={K}, {PAIRS} pairs a step, {rounds} rounds of {steps} steps")

@@ -86,10 +86,7 @@ def trl_side(size: str, packed: bool, precision: str, steps: int, seq_len: int):
 def run(steps: int = 6, out: str = "benchmarks/results", sizes: tuple[str, ...] = ("tiny", "small"),
         rounds: int = 3, precision: str = "auto", seq_len: int = 256, packed: tuple[bool, ...] = (False, True),
         write: bool = True) -> list[harness.Row]:
-    from instructgpt.train.flops import resolve_precision
-    device = resolve_device("auto")
-    precision = resolve_precision(device, precision)
-    peak = harness.peaks(device.type)
+    precision, peak = harness.setup(precision)
     rows = []
     for size in sizes:
         for pack in packed:

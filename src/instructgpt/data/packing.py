@@ -7,7 +7,7 @@ from typing import Hashable, Iterator, Sequence
 import torch
 
 from instructgpt.utils import IGNORE_INDEX
-from instructgpt.utils.masks import block_causal_mask
+from instructgpt.utils.masks import block_causal_mask, first_fit_rows
 
 Encoded = tuple[Sequence[int], Sequence[bool]]  # token ids and loss mask of one example (see encode_chat)
 
@@ -84,17 +84,7 @@ def unpad_batch(examples: Sequence[Encoded], pad_id: int, first_index: int = 0, 
     instructions is often half padding."""
     examples = [_truncate(e, max_len) for e in examples] if max_len else list(examples)
     width = max(len(ids) for ids, _ in examples)
-    rows: list[list[int]] = []
-    free: list[int] = []
-    for k in sorted(range(len(examples)), key=lambda k: -len(examples[k][0])):
-        n = len(examples[k][0])
-        row = next((r for r, room in enumerate(free) if room >= n), None)
-        if row is None:
-            rows.append([])
-            free.append(width)
-            row = len(rows) - 1
-        rows[row].append(k)
-        free[row] -= n
+    rows = first_fit_rows([len(ids) for ids, _ in examples], width)
     return _packed_rows(examples, rows, width, pad_id, first_index)
 
 

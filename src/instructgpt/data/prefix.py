@@ -17,6 +17,8 @@ from typing import Sequence
 
 import torch
 
+from instructgpt.utils.masks import first_fit_rows
+
 Encoded = tuple[Sequence[int], Sequence[bool]]  # ids and completion mask (data.preference.encode_completion)
 
 
@@ -81,17 +83,7 @@ def tree_batch(groups: Sequence[Sequence[Encoded]], pad_id: int,
             last.append((len(seq) - 1 if len(seq) - 1 < L else start + len(seq) - 1 - L, owner))
         trees.append((ids, positions, branch, scored, last))
     width = max(len(t[0]) for t in trees)
-    rows: list[list[int]] = []
-    free: list[int] = []
-    for k in sorted(range(len(trees)), key=lambda k: -len(trees[k][0])):
-        n = len(trees[k][0])
-        row = next((r for r, room in enumerate(free) if room >= n), None)
-        if row is None:
-            rows.append([])
-            free.append(width)
-            row = len(rows) - 1
-        rows[row].append(k)
-        free[row] -= n
+    rows = first_fit_rows([len(t[0]) for t in trees], width)
     shape = (len(rows), width)
     num_examples = sum(len(group) for group in groups)
     input_ids = torch.full(shape, pad_id, dtype=torch.long)

@@ -45,20 +45,19 @@ def _float_dtype(module: torch.nn.Module) -> torch.dtype:
 def _unpadded_layout(attention_mask: torch.Tensor, min_saving: float = 0.15):
     """(placement {row of the batch: (packed row, start)}, packed rows, width), or None when packing
     would save less than `min_saving` of the positions."""
+    from instructgpt.utils.masks import first_fit_rows
     lengths = attention_mask.sum(1).tolist()
     width = max(lengths)
-    free: list[int] = []
-    place = {}
-    for b in sorted(range(len(lengths)), key=lambda b: -lengths[b]):
-        row = next((r for r, room in enumerate(free) if room >= lengths[b]), None)
-        if row is None:
-            free.append(width)
-            row = len(free) - 1
-        place[b] = (row, width - free[row])
-        free[row] -= lengths[b]
-    if len(free) * width > (1 - min_saving) * attention_mask.numel():
+    rows = first_fit_rows(lengths, width)
+    if len(rows) * width > (1 - min_saving) * attention_mask.numel():
         return None
-    return place, len(free), width
+    place = {}
+    for r, members in enumerate(rows):
+        start = 0
+        for b in members:
+            place[b] = (r, start)
+            start += lengths[b]
+    return place, len(rows), width
 
 
 def _pack(input_ids: torch.Tensor, attention_mask: torch.Tensor, place: dict, rows: int, width: int):
