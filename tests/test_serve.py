@@ -148,6 +148,7 @@ def error_of(response: httpx.Response) -> dict:
     ({"messages": [{"role": "user", "content": "hi"}], "temperature": 3}, 400, "temperature"),
     ({"messages": [{"role": "user", "content": "hi"}], "n": 99}, 400, "at most 8 choices"),
     ({"messages": [{"role": "user", "content": "hi"}], "logit_bias": {"5": 3}}, 400, "logit_bias"),
+    ({"messages": [{"role": "user", "content": "hi"}], "top_k": 2**63}, 400, "top_k"),          # found by schemathesis
     ({"messages": [{"role": "user", "content": "word " * 200}]}, 400, "takes at most 128"),  # over-long prompt
     ({"messages": [{"role": "user", "content": "hi"}], "model": "gpt-9"}, 404, "gpt-9"),
 ])

@@ -42,7 +42,8 @@ class SamplingParams:
     def __post_init__(self):
         checks = [(self.max_new_tokens >= 1, "max_new_tokens must be at least 1"),
                   (self.temperature >= 0, "temperature must be >= 0"),
-                  (0 < self.top_p <= 1, "top_p must be in (0, 1]"), (self.top_k >= 0, "top_k must be >= 0")]
+                  (0 < self.top_p <= 1, "top_p must be in (0, 1]"),
+                  (0 <= self.top_k < 2**31, "top_k must be in [0, 2**31)")]
         for ok, message in checks:
             if not ok:
                 raise UserError(f"{message} (got {self})")

@@ -19,7 +19,8 @@ class _Request(BaseModel):
     max_tokens: int | None = Field(None, ge=1, description="tokens to generate at most")
     temperature: float = Field(1.0, ge=0, le=2, description="0 = greedy")
     top_p: float = Field(1.0, gt=0, le=1)
-    top_k: int = Field(0, ge=0, description="0 = no top-k filter (an extension of the OpenAI API)")
+    top_k: int = Field(0, ge=0, lt=2**31, description="0 = no top-k filter; above the vocabulary keeps every "
+                       "token (an extension of the OpenAI API)")
     n: int = Field(1, ge=1, description="choices to generate")
     stream: bool = False
     stop: str | Annotated[list[str], Field(max_length=4)] | None = Field(
