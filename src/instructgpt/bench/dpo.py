@@ -89,9 +89,7 @@ def trl_side(size: str, precision: str, steps: int):
     trainer = DPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=w.tokenizer)
     # policy forward + backward and a reference forward, the head at every position
     per_position = 4 * (flops_per_token(model) + head_flops(model))
-    timer, counting = T.prepare(trainer, lambda batch: (batch["input_ids"].size(0) // 2,
-                                                        per_position * batch["input_ids"].numel()))
-    return lambda: T.run_round(trainer, timer, counting, steps)
+    return T.pair_rounds(trainer, per_position, steps)
 
 
 def run(steps: int = 6, out: str = "benchmarks/results", sizes: tuple[str, ...] = ("tiny", "small"),

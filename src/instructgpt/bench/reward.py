@@ -71,9 +71,7 @@ def trl_side(size: str, precision: str, steps: int):
     args = RewardConfig(**T.common_args(precision, PAIRS), max_length=MAX_LEN, dataset_num_proc=None)
     trainer = RewardTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=w.tokenizer)
     per_token = 3 * flops_per_token(model)
-    timer, counting = T.prepare(trainer, lambda batch: (batch["input_ids"].size(0) // 2,
-                                                        per_token * batch["input_ids"].numel()))
-    return lambda: T.run_round(trainer, timer, counting, steps)
+    return T.pair_rounds(trainer, per_token, steps)
 
 
 def run(steps: int = 6, out: str = "benchmarks/results", sizes: tuple[str, ...] = ("tiny", "small"),

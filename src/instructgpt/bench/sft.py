@@ -79,8 +79,7 @@ def trl_side(size: str, packed: bool, precision: str, steps: int, seq_len: int):
         real = batch["attention_mask"].sum() if "attention_mask" in batch else ids.numel()
         return float(real), per_position * ids.numel()
 
-    timer, counting = T.prepare(trainer, count)
-    return lambda: T.run_round(trainer, timer, counting, steps)
+    return T.rounds(trainer, count, steps)
 
 
 def run(steps: int = 6, out: str = "benchmarks/results", sizes: tuple[str, ...] = ("tiny", "small"),

@@ -40,10 +40,5 @@ def run(steps: int = 4, out: str = "benchmarks/results") -> list[harness.Row]:
         info(f"bench all: {name} ({time.perf_counter() - started:.0f} s so far)")
         rows += suite()
     info(f"bench all: done in {time.perf_counter() - started:.0f} s")
-    harness.write("all", rows, harness.peaks("cuda" if _cuda() else "cpu"), out)
+    harness.write("all", rows, harness.setup("auto")[1], out)
     return rows
-
-
-def _cuda() -> bool:
-    import torch
-    return torch.cuda.is_available()

@@ -64,14 +64,21 @@ class Counting:
         return batch
 
 
-def prepare(trainer, count: Callable[[dict], tuple[float, float]]) -> tuple[_Timer, Counting]:
+def rounds(trainer, count: Callable[[dict], tuple[float, float]], steps: int) -> Callable[[], Steps]:
+    """The trainer instrumented (step timer, counting collator); each call runs one round."""
     from transformers.trainer_callback import PrinterCallback
     timer = _Timer()
     trainer.remove_callback(PrinterCallback)  # it prints the final metrics of every round
     trainer.add_callback(timer.callback)
     counting = Counting(trainer.data_collator, count)
     trainer.data_collator = counting
-    return timer, counting
+    return lambda: run_round(trainer, timer, counting, steps)
+
+
+def pair_rounds(trainer, flops_per_position: float, steps: int) -> Callable[[], Steps]:
+    """`rounds` for a preference trainer, whose batches hold chosen rows then rejected rows: units = pairs."""
+    return rounds(trainer, lambda batch: (batch["input_ids"].size(0) // 2,
+                                          flops_per_position * batch["input_ids"].numel()), steps)
 
 
 def run_round(trainer, timer: _Timer, counting: Counting, steps: int) -> Steps:

@@ -2,6 +2,7 @@
 encoded exactly as a rollout is (the generation prompt, the answer, `<|im_end|>`)."""
 from __future__ import annotations
 
+import itertools
 import random
 from dataclasses import dataclass, replace
 from typing import Sequence
@@ -58,9 +59,8 @@ def reward_batch(comparisons: Sequence[Comparison], tokenizer, max_len: int, pad
             ranks.append(rank)
     ranked = sum(len(set(c.ranks)) > 1 for c in comparisons)
     if layout == "shared_prompt":
-        sizes = [len(c.completions) for c in comparisons]
-        starts = [sum(sizes[:g]) for g in range(len(sizes))]
-        sequences = tree_batch([encoded[s:s + n] for s, n in zip(starts, sizes)], pad_id)
+        ends = list(itertools.accumulate(len(c.completions) for c in comparisons))
+        sequences = tree_batch([encoded[end - len(c.completions):end] for c, end in zip(comparisons, ends)], pad_id)
     else:
         sequences = pad_batch(encoded, pad_id)
     return RewardBatch(sequences, torch.tensor(groups), torch.tensor(ranks), ranked)

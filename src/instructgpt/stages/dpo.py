@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from instructgpt.config import DPOConfig, UserError, dump_config, require
 from instructgpt.data.comparisons import load_comparisons
@@ -16,6 +15,7 @@ from instructgpt.data.preference import encode_completion, encode_prompt, step_k
 from instructgpt.models.build import count_parameters, load_model, pad_id
 from instructgpt.models.parts import lm_parts
 from instructgpt.objectives.dpo import PREFERENCE_LOSSES
+from instructgpt.objectives.sft import example_losses_at
 from instructgpt.stages.judge import compare_with_start, load_tasks_dir, save_output
 from instructgpt.stages.sft import answer_nll
 from instructgpt.tokenizer.train import load_tokenizer
@@ -135,9 +135,8 @@ def sequence_logprobs(model: torch.nn.Module, batch: SFTBatch | TreeBatch) -> to
         decoder, head = lm_parts(model)
         hidden = decoder(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
                          position_ids=batch.position_ids).last_hidden_state            # (B, T, H)
-        logits = head(hidden.reshape(-1, hidden.size(-1))[batch.predictor]).float()   # (K, V)
-        nll = F.cross_entropy(logits, batch.targets, reduction="none")                 # (K,)
-        return -torch.zeros(batch.num_examples, dtype=nll.dtype, device=nll.device).index_add(0, batch.owners, nll)
+        logits = head(hidden.reshape(-1, hidden.size(-1))[batch.predictor])           # (K, V)
+        return -example_losses_at(logits, batch.targets, batch.owners, batch.num_examples)[0]
     return -answer_nll(model, batch, int(batch.example_index.max()) + 1)
 
 
