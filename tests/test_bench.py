@@ -78,7 +78,7 @@ def test_ppo_without_trl_1_12_names_the_folder_and_the_command(monkeypatch, tmp_
     from instructgpt.bench import ppo
     monkeypatch.setattr(ppo, "TRL_PPO", tmp_path / "missing")
     with pytest.raises(UserError, match="trl==1.12"):
-        ppo.TRLWorker("tiny", "fp32", steps=1, rounds=1)
+        ppo.TRLWorker("tiny", "fp32", steps=1)
 
 
 def test_our_sft_side_times_steps_and_counts_real_tokens():

@@ -89,7 +89,7 @@ def ours_side(size: str, precision: str, steps: int):
 class TRLWorker:
     """The TRL 1.12 PPO worker process, kept alive across rounds."""
 
-    def __init__(self, size: str, precision: str, steps: int, rounds: int) -> None:
+    def __init__(self, size: str, precision: str, steps: int) -> None:
         if not (TRL_PPO / "trl").is_dir():
             raise UserError(f"{TRL_PPO}: TRL 1.12 (the last release with PPOTrainer) is not installed there: "
                             f"`make bench` or `{INSTALL}`")
@@ -126,7 +126,7 @@ def run(steps: int = 3, out: str = "benchmarks/results", sizes: tuple[str, ...] 
     for size in sizes:
         info(f"bench ppo: {size}, {precision}, {BATCH} prompts × {NEW_TOKENS} new tokens, {PPO_EPOCHS} PPO epochs; "
              f"{rounds} rounds of {steps} steps")
-        worker = TRLWorker(size, precision, steps, rounds)
+        worker = TRLWorker(size, precision, steps)
         try:
             measured = harness.alternate({"ours": ours_side(size, precision, steps), "trl": worker}, rounds)
         finally:
