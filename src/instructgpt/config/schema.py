@@ -24,10 +24,24 @@ class OptimConfig(StrictConfig):
     grad_clip: float = Field(1.0, ge=0, description="max global grad norm; 0 disables")
 
 
+class DistributedConfig(StrictConfig):
+    """Used when the command runs under torchrun (WORLD_SIZE > 1); ignored in one process."""
+    strategy: Literal["ddp", "fsdp"] = Field(
+        "ddp", description="ddp = a full replica per process, gradients all-reduced; fsdp = FSDP2 "
+        "(fully_shard per transformer layer): parameters, gradients and optimizer state sharded, for "
+        "models whose training state does not fit one device")
+    backend: Literal["auto", "gloo", "nccl"] = Field("auto", description="auto = nccl on CUDA, gloo on CPU")
+    timeout_s: int = Field(600, gt=0, description="seconds a collective waits for the other ranks before the "
+                           "job fails: how long a lost or hung rank can stall the others")
+    find_unused_parameters: bool = Field(False, description="DDP: allow parameters that get no gradient in a "
+                                         "step (task heads switch this on themselves)")
+
+
 class TrainConfig(StrictConfig):
     max_steps: int = Field(300, gt=0, description="optimizer steps")
-    batch_size: int = Field(16, gt=0, description="sequences per micro-batch")
-    grad_accum: int = Field(1, gt=0, description="micro-batches per optimizer step")
+    batch_size: int = Field(16, gt=0, description="sequences per micro-batch (per process under torchrun)")
+    grad_accum: int = Field(1, gt=0, description="micro-batches per optimizer step and process: a step sees "
+                            "batch_size x grad_accum x processes sequences")
     seq_len: int = Field(256, gt=1, description="tokens per sequence")
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto", description="bf16 = autocast, fp32 master weights; auto = bf16 where the device runs bf16 "
@@ -42,6 +56,7 @@ class TrainConfig(StrictConfig):
     keep_checkpoints: int = Field(2, gt=0, description="newest checkpoints kept on disk")
     log_every: int = Field(10, gt=0)
     progress: bool = Field(True, description="show a tqdm progress bar")
+    distributed: DistributedConfig = DistributedConfig()
 
 
 class ModelConfig(StrictConfig):
@@ -246,7 +261,7 @@ class PPOConfig(StrictConfig):
     reward_model: str | None = Field(None, description="RM folder; the value model starts from it")
     tasks_dir: str | None = Field(None, description="a run's tasks/ folder: prompts of held-in tasks")
     prompts: list[str] = Field(default_factory=list, description='{"prompt"[,"task"]} JSONL files')
-    rollout_batch: int = Field(32, gt=0, description="prompts per rollout (one sample each)")
+    rollout_batch: int = Field(32, gt=0, description="prompts per rollout and process (one sample each)")
     minibatches: int = Field(1, gt=0, description="optimizer steps per rollout per epoch")
     ppo_epochs: int = Field(1, gt=0, description="passes over each rollout (InstructGPT: 1)")
     max_new_tokens: int = Field(32, gt=0)

@@ -7,6 +7,8 @@ so a step split into micro-batches can normalise over all of its tokens.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 
 
@@ -50,14 +52,22 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: 
     return advantages, (advantages + values) * m
 
 
-def whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True) -> torch.Tensor:
-    """(x - mean) / std over the masked entries (the usual advantage normalisation)."""
-    m = mask.to(x.dtype)
-    n = m.sum().clamp(min=1)
-    mean = (x * m).sum() / n
-    var = (((x - mean) * m) ** 2).sum() / (n - 1).clamp(min=1)
-    out = (x - mean) * torch.rsqrt(var + 1e-8)
-    return (out if shift_mean else out + mean) * m
+def whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True,
+           reduce: Callable[[list[float]], list[float]] | None = None) -> torch.Tensor:
+    """(x - mean) / std over the masked entries (the usual advantage normalisation).
+
+    The moments come from the float64 sums [n, Σx, Σx²]; `reduce` (e.g. a sum over the processes
+    of a torchrun job) turns this process's sums into the ones to use, so every rank whitens with
+    the moments of the global batch.
+    """
+    m = mask.to(torch.float64)
+    xd = x.detach().to(torch.float64)
+    sums = [float(m.sum()), float((xd * m).sum()), float((xd * xd * m).sum())]
+    n, s1, s2 = reduce(sums) if reduce is not None else sums
+    mean = s1 / max(n, 1.0)
+    var = max(s2 - n * mean * mean, 0.0) / max(n - 1, 1.0)
+    out = (x - mean) / (var + 1e-8) ** 0.5
+    return (out if shift_mean else out + mean) * mask.to(x.dtype)
 
 
 def policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: torch.Tensor,
@@ -89,11 +99,24 @@ def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Te
     return loss, {"clipped": ((clipped > plain) & mask).sum().detach().float()}
 
 
-def explained_variance(values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor) -> float:
-    """1 - Var(R - V) / Var(R) over masked tokens: 1 = perfect value function, 0 = no better than a constant."""
-    v, r = values[mask], returns[mask]
-    var = r.var() if r.numel() > 1 else torch.tensor(0.0)
-    return float("nan") if var == 0 else float(1 - (r - v).var() / var)
+def variance_sums(values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor) -> dict[str, float]:
+    """The sums over masked tokens that `explained_variance` needs (count, Σr, Σr², Σd, Σd² with
+    d = r - v); add them up over micro-batches and processes for the whole step's value."""
+    v, r = values.detach()[mask].double(), returns[mask].double()
+    d = r - v
+    return {"ev_n": float(r.numel()), "ev_r": float(r.sum()), "ev_r2": float((r * r).sum()),
+            "ev_d": float(d.sum()), "ev_d2": float((d * d).sum())}
+
+
+def explained_variance(sums: dict[str, float]) -> float:
+    """1 - Var(R - V) / Var(R) over masked tokens, from `variance_sums`: 1 = perfect value function,
+    0 = no better than a constant; nan when the returns do not vary."""
+    n = sums["ev_n"]
+    if n < 2:
+        return float("nan")
+    var_r = (sums["ev_r2"] - sums["ev_r"] ** 2 / n) / (n - 1)
+    var_d = (sums["ev_d2"] - sums["ev_d"] ** 2 / n) / (n - 1)
+    return float("nan") if var_r <= 1e-12 else 1 - var_d / var_r
 
 
 class AdaptiveKLController:

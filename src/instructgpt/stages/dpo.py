@@ -20,6 +20,7 @@ from instructgpt.stages.judge import compare_with_start, load_tasks_dir, save_ou
 from instructgpt.stages.sft import answer_nll
 from instructgpt.tokenizer.train import load_tokenizer
 from instructgpt.train import fit
+from instructgpt.utils import dist
 from instructgpt.utils.logging import MetricsLogger, info
 
 Encoded = tuple[list[int], list[bool]]
@@ -44,6 +45,7 @@ class PairBatch:
 def run(cfg: DPOConfig, resume: bool = False) -> Path:
     require(cfg, "out", "data")
     require(cfg.model, "path")
+    dist.setup(cfg.train.distributed)
     out = Path(cfg.out)
     tokenizer = load_tokenizer(cfg.tokenizer or cfg.model.path)
     pairs = load_pairs(cfg, tokenizer)
@@ -56,10 +58,12 @@ def run(cfg: DPOConfig, resume: bool = False) -> Path:
     t = cfg.train
 
     def batches(step: int) -> list[PairBatch]:
-        keys = step_keys(len(pairs), t.batch_size * t.grad_accum, step, t.seed)
+        """This rank's micro-batches of the step's pairs (batch_size x grad_accum x world of them)."""
+        micro = t.grad_accum * dist.world_size()
+        keys = step_keys(len(pairs), t.batch_size * micro, step, t.seed)
         return [pair_batch([pairs[k] for k in keys[i:i + t.batch_size]], ref_logprobs[keys[i:i + t.batch_size]], pad,
                            cfg.layout)
-                for i in range(0, len(keys), t.batch_size)]
+                for i in range(0, len(keys), t.batch_size) if i // t.batch_size in dist.local(micro)]
 
     dpo_step = make_dpo_step(loss_fn, cfg.beta)
 
@@ -72,6 +76,9 @@ def run(cfg: DPOConfig, resume: bool = False) -> Path:
                      after_step=after_step)
     finally:
         logger.close()
+    if result.model is None:  # not rank 0: rank 0 judges and saves
+        return out
+    model = result.model
     report = {}
     if cfg.tasks_dir:
         start = load_model(cfg.model.path).to(next(model.parameters()).device)

@@ -8,7 +8,6 @@ import random
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from instructgpt.config import PPOConfig, UserError, dump_config, require
@@ -21,12 +20,13 @@ from instructgpt.models.parts import action_logprobs, lm_parts
 from instructgpt.models.reward import load_score_model
 from instructgpt.objectives.lm import causal_lm_loss
 from instructgpt.objectives.ppo import (AdaptiveKLController, FixedKLController, explained_variance, policy_loss,
-                                        value_loss)
+                                        value_loss, variance_sums)
 from instructgpt.stages.judge import compare_with_start, fresh_split, load_tasks_dir, save_output, task_prompts
 from instructgpt.stages.rollout import Rollout, action_values, make_rollout
 from instructgpt.tokenizer.chat import stop_ids
 from instructgpt.tokenizer.train import load_tokenizer
 from instructgpt.train import fit
+from instructgpt.utils import dist
 from instructgpt.utils.logging import MetricsLogger, info
 
 
@@ -85,6 +85,11 @@ class PPOBatch:
 def run(cfg: PPOConfig, resume: bool = False) -> Path:
     require(cfg, "out", "reward_model")
     require(cfg.model, "path")
+    if cfg.train.distributed.strategy == "fsdp" and dist.launched():
+        raise UserError("ppo: train.distributed.strategy=fsdp is not supported (the frozen reference, the reward "
+                        "model and the EMA would each need sharding); use ddp")
+    dist.setup(cfg.train.distributed)
+    world, rank = dist.world_size(), dist.rank()
     if cfg.minibatches > cfg.rollout_batch:
         raise UserError(f"ppo: minibatches ({cfg.minibatches}) is more than rollout_batch ({cfg.rollout_batch}); "
                         f"a minibatch needs at least one response: lower minibatches or raise rollout_batch")
@@ -94,15 +99,17 @@ def run(cfg: PPOConfig, resume: bool = False) -> Path:
     policy, ref = load_model(cfg.model.path), load_model(cfg.model.path).requires_grad_(False)
     reward_model = load_score_model(cfg.reward_model).requires_grad_(False)
     model = ActorCritic(policy, load_score_model(cfg.reward_model), cfg.ema_decay, cfg.beta)
-    ptx_shard = _ptx_shard(cfg, tokenizer, out) if cfg.ptx_coef > 0 else None
+    with dist.main_first():  # rank 0 tokenizes the pretraining corpus; the others read its shards
+        ptx_shard = _ptx_shard(cfg, tokenizer, out) if cfg.ptx_coef > 0 else None
     kl_ctl = AdaptiveKLController(cfg.beta, cfg.kl_target, cfg.kl_horizon) if cfg.adaptive_kl \
         else FixedKLController(cfg.beta)
     updates = cfg.ppo_epochs * cfg.minibatches
-    info(f"ppo: {len(prompts):,} prompts, {cfg.rollout_batch} per rollout, {updates} update(s) per rollout; "
+    info(f"ppo: {len(prompts):,} prompts, {cfg.rollout_batch * world} per rollout, {updates} update(s) per rollout; "
          f"policy {count_parameters(policy) / 1e6:.1f}M parameters; β={cfg.beta}"
          + (f"; ptx γ={cfg.ptx_coef}, {cfg.ptx_ratio} pretraining sequences per response" if ptx_shard is not None
             else ""))
     pad, stops = pad_id(tokenizer), stop_ids(tokenizer)
+    R = cfg.rollout_batch  # prompts per rollout and process
     state: dict = {"rollout": None, "index": -1, "stats": {}, "t_gen": 0.0, "t_ready": 0.0}
 
     def batches(step: int) -> list[PPOBatch]:
@@ -111,20 +118,28 @@ def run(cfg: PPOConfig, resume: bool = False) -> Path:
             device = next(model.parameters()).device
             kl_ctl.value = float(model.beta)
             started = time.perf_counter()
-            generator = torch.Generator(device=device).manual_seed(cfg.train.seed * 1_000_003 + index)
-            chosen = [prompts[(index * cfg.rollout_batch + i) % len(prompts)] for i in range(cfg.rollout_batch)]
+            # rank r rolls out positions r·R .. r·R + R - 1 of the rollout's R·world prompts; each
+            # response is sampled with a generator seeded by (seed, rollout, position) alone
+            positions = range(index * R * world + rank * R, index * R * world + (rank + 1) * R)
+            chosen = [prompts[g % len(prompts)] for g in positions]
+            generators = [torch.Generator(device=device).manual_seed(cfg.train.seed * 1_000_003 + g) for g in positions]
             state["rollout"], state["stats"] = make_rollout(
                 model.policy, ref.to(device), model.value, reward_model.to(device), chosen, pad_id=pad,
                 stop_ids=stops, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, beta=kl_ctl.value,
-                gamma=cfg.gamma, lam=cfg.lam, no_eos_penalty=cfg.no_eos_penalty, generator=generator,
-                normalize=model.normalize if cfg.normalize_reward else None)
+                gamma=cfg.gamma, lam=cfg.lam, no_eos_penalty=cfg.no_eos_penalty, row_generators=generators,
+                normalize=normalize if cfg.normalize_reward else None)
             state["index"], state["t_gen"] = index, time.perf_counter() - started
-        epoch, mb = divmod(update, cfg.minibatches)
-        order = torch.randperm(cfg.rollout_batch, generator=torch.Generator().manual_seed(index * 7919 + epoch))
+        epoch, mb = divmod(update, cfg.minibatches)  # each rank's minibatch: a share of its own rows
+        order = torch.randperm(R, generator=torch.Generator().manual_seed(index * 7919 + epoch))
         rows = order[mb::cfg.minibatches]
         micro = _micro_batches(state["rollout"], rows, cfg, ptx_shard, step)
         state["t_ready"] = time.perf_counter()
         return micro
+
+    def normalize(scores: torch.Tensor) -> torch.Tensor:
+        """Whiten this rank's scores with running moments updated by every rank's scores."""
+        everyone = dist.all_gather_cat(scores)
+        return model.normalize(everyone)[rank * R:(rank + 1) * R]
 
     def ppo_step(model: ActorCritic, batch: PPOBatch) -> tuple[torch.Tensor, int, dict[str, float]]:
         r = batch.rollout
@@ -134,10 +149,9 @@ def run(cfg: PPOConfig, resume: bool = False) -> Path:
         pg, pg_stats = policy_loss(logprobs, r.logprobs, r.advantages, r.action_mask, cfg.clip)
         vf, vf_stats = value_loss(values, r.values, r.returns, r.action_mask, cfg.value_clip)
         loss = pg + cfg.vf_coef * vf
-        ev = explained_variance(values.detach(), r.returns, r.action_mask)
         sums = {"pg": float(pg.detach()), "vf": float(vf.detach()), "clipped": float(pg_stats["clipped"]),
                 "vf_clipped": float(vf_stats["clipped"]), "approx_kl": float(pg_stats["approx_kl"]),
-                "tokens": float(pg_stats["tokens"]), "ev": 0.0 if np.isnan(ev) else ev, "ev_n": float(not np.isnan(ev))}
+                "tokens": float(pg_stats["tokens"]), **variance_sums(values, r.returns, r.action_mask)}
         if batch.ptx is not None:
             decoder, head = lm_parts(model.policy)
             hidden = decoder(input_ids=batch.ptx.input_ids).last_hidden_state
@@ -153,13 +167,13 @@ def run(cfg: PPOConfig, resume: bool = False) -> Path:
             model.update_ema(ema_decay(cfg.ema_decay, step))
         stats = dict(state["stats"])
         if step % updates == 0:  # the rollout is used up: adapt β to its KL
-            kl_ctl.update(stats["ppo/kl"], cfg.rollout_batch)
+            kl_ctl.update(stats["ppo/kl"], R * world)
             model.beta.fill_(kl_ctl.value)
         t = max(sums["tokens"], 1.0)
         stats.update({"ppo/policy_loss": sums["pg"] / t, "ppo/value_loss": sums["vf"] / t,
                       "ppo/clip_fraction": sums["clipped"] / t, "ppo/value_clip_fraction": sums["vf_clipped"] / t,
                       "ppo/approx_kl": sums["approx_kl"] / t,
-                      "ppo/explained_variance": sums["ev"] / sums["ev_n"] if sums["ev_n"] else float("nan"),
+                      "ppo/explained_variance": explained_variance(sums),
                       "ppo/time_generate_s": state["t_gen"], "ppo/time_learn_s": learn_s,
                       "ppo/time_other_s": time.perf_counter() - started})
         if "ptx" in sums:
@@ -173,6 +187,9 @@ def run(cfg: PPOConfig, resume: bool = False) -> Path:
                      after_step=after_step)
     finally:
         logger.close()
+    if result.model is None:  # not rank 0: rank 0 judges and saves
+        return out
+    model = result.model
     final = model.ema if model.ema is not None else model.policy
     report = compare_with_start(final.eval(), ref.eval(), reward_model, tokenizer, tasks, cfg.judge) if tasks else {}
     save_output(out, final, tokenizer, dump_config(cfg), report, result.step)
@@ -185,10 +202,11 @@ def _micro_batches(rollout: Rollout, rows: torch.Tensor, cfg: PPOConfig, ptx_sha
     pretraining windows, weighted so the step's loss gains γ × their mean token NLL."""
     size = cfg.train.batch_size
     chunks = [rows[i:i + size] for i in range(0, len(rows), size)]
-    ptx = [_ptx_batch(ptx_shard, max(1, round(cfg.ptx_ratio * len(c))), cfg.ptx_seq_len, step, i, cfg.train.seed)
-           for i, c in enumerate(chunks)] if ptx_shard is not None else [None] * len(chunks)
-    response_tokens = int(rollout.action_mask[rows].sum())
-    ptx_total = sum(b.num_loss_tokens for b in ptx if b is not None)
+    first = dist.rank() * len(chunks)  # ranks draw different pretraining windows
+    ptx = [_ptx_batch(ptx_shard, max(1, round(cfg.ptx_ratio * len(c))), cfg.ptx_seq_len, step, first + i,
+                      cfg.train.seed) for i, c in enumerate(chunks)] if ptx_shard is not None else [None] * len(chunks)
+    response_tokens, ptx_total = dist.all_reduce_sum(
+        [rollout.action_mask[rows].sum(), sum(b.num_loss_tokens for b in ptx if b is not None)])
     scale = cfg.ptx_coef * response_tokens / ptx_total if ptx_total else 0.0
     return [PPOBatch(rollout.rows(c), p, scale) for c, p in zip(chunks, ptx)]
 

@@ -16,6 +16,7 @@ from instructgpt.objectives import causal_lm_loss, masked_lm_loss
 from instructgpt.tokenizer.train import load_tokenizer
 from instructgpt.train import fit
 from instructgpt.train.flops import training_flops_per_token
+from instructgpt.utils import dist
 from instructgpt.utils.logging import MetricsLogger, info
 from instructgpt.utils.seed import set_seed
 
@@ -26,10 +27,12 @@ def run(cfg: PretrainConfig, resume: bool = False) -> Path:
     """Tokenize the corpus into shards (once), train, save an HF folder with the tokenizer."""
     require(cfg, "out", "corpus")
     check_config(cfg)
+    dist.setup(cfg.train.distributed)
     out = Path(cfg.out)
     tokenizer_path = cfg.tokenizer or cfg.model.path
     tokenizer = load_tokenizer(tokenizer_path)
-    train_shard, val_shard, entropy = prepare_shards(cfg, tokenizer, tokenizer_path, out / "shards")
+    with dist.main_first():  # rank 0 tokenizes; the others read its shards
+        train_shard, val_shard, entropy = prepare_shards(cfg, tokenizer, tokenizer_path, out / "shards")
 
     set_seed(cfg.train.seed)  # the initial weights depend on the seed only
     model = build_model(cfg.model, tokenizer)
@@ -39,7 +42,7 @@ def run(cfg: PretrainConfig, resume: bool = False) -> Path:
     non_embedding = count_parameters(model, non_embedding=True)
     info(f"pretrain: {cfg.objective} on {type(model).__name__}, {count_parameters(model) / 1e6:.2f}M "
          f"parameters ({non_embedding / 1e6:.2f}M non-embedding)")
-    if not resume:
+    if not resume and dist.is_main():
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
 
     corrupt = _corruption(cfg, tokenizer)
@@ -47,8 +50,9 @@ def run(cfg: PretrainConfig, resume: bool = False) -> Path:
     t = cfg.train
 
     def batches(step: int) -> list[LMBatch]:
-        """The micro-batches of `step`: random windows, corrupted for MLM, from (seed, step) alone."""
-        rngs = [step_rng(t.seed, step, m) for m in range(t.grad_accum)]
+        """This rank's micro-batches of `step`: random windows, corrupted for MLM, from (seed, step,
+        micro-batch) alone, so any number of processes sees the same global batch."""
+        rngs = [step_rng(t.seed, step, m) for m in dist.local(t.grad_accum * dist.world_size())]
         return [corrupt(torch.from_numpy(train_shard.random_windows(rng, t.batch_size, t.seq_len)), rng)
                 for rng in rngs]
 
@@ -59,6 +63,9 @@ def run(cfg: PretrainConfig, resume: bool = False) -> Path:
                      desc=f"pretrain ({cfg.objective})", flops_per_token=training_flops_per_token(non_embedding))
     finally:
         logger.close()
+    if result.model is None:  # not rank 0: rank 0 saves
+        return out
+    model = result.model
     val_loss = result.last_eval["val/loss"]
     below = 1 - val_loss / entropy
     info(f"pretrain: val loss {val_loss:.3f} nats/token vs unigram entropy {entropy:.3f} "

@@ -16,12 +16,14 @@ from instructgpt.objectives.reward import ranking_loss
 from instructgpt.stages.judge import reward_of, save_output
 from instructgpt.tokenizer.train import load_tokenizer
 from instructgpt.train import fit
+from instructgpt.utils import dist
 from instructgpt.utils.logging import MetricsLogger, info
 
 
 def run(cfg: RewardConfig, resume: bool = False) -> Path:
     require(cfg, "out", "data")
     require(cfg.model, "path")
+    dist.setup(cfg.train.distributed)
     out = Path(cfg.out)
     tokenizer = load_tokenizer(cfg.tokenizer or cfg.model.path)
     train, evals = load_sets(cfg.data, cfg.eval_data)
@@ -32,12 +34,13 @@ def run(cfg: RewardConfig, resume: bool = False) -> Path:
          f"{count_parameters(model) / 1e6:.1f}M parameters")
     pad = pad_id(tokenizer)
     t = cfg.train
-    per_step = t.batch_size * t.grad_accum
+    per_step = t.batch_size * t.grad_accum * dist.world_size()  # comparisons a step, all ranks
 
     def batches(step: int) -> list[RewardBatch]:
+        """This rank's micro-batches of the step's comparisons."""
         keys = step_keys(len(train), per_step, step, t.seed)
         return [reward_batch([train[i] for i in keys[j:j + t.batch_size]], tokenizer, cfg.max_len, pad, j, cfg.layout)
-                for j in range(0, len(keys), t.batch_size)]
+                for j in range(0, len(keys), t.batch_size) if j // t.batch_size in dist.local(per_step // t.batch_size)]
 
     def evaluate(model: torch.nn.Module) -> dict[str, float]:
         return {f"rm/accuracy/{name}": accuracy(model, tokenizer, data, cfg.max_len) for name, data in evals.items()}
@@ -51,7 +54,9 @@ def run(cfg: RewardConfig, resume: bool = False) -> Path:
                      resume=resume, desc="reward", after_step=after_step)
     finally:
         logger.close()
-    model.eval()
+    if result.model is None:  # not rank 0: rank 0 centres and saves
+        return out
+    model = result.model.eval()
     if cfg.demonstrations:
         model.config.reward_bias = -_demonstration_mean(model, tokenizer, train, cfg.max_len)
         info(f"reward: bias {model.config.reward_bias:+.4f} puts the demonstrations' mean score at 0")

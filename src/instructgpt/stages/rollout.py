@@ -1,5 +1,6 @@
 """PPO rollouts: sample responses with the KV-cache decoder, then score them with the policy,
-the frozen SFT reference, the value model and the reward model."""
+the frozen SFT reference, the value model and the reward model. Under torchrun every rank rolls
+out its own prompts; advantage whitening and the statistics use the moments of all ranks."""
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
@@ -12,6 +13,7 @@ from instructgpt.generation.decode import left_pad
 from instructgpt.models.parts import action_logprobs
 from instructgpt.models.reward import sequence_rewards, token_scores
 from instructgpt.objectives.ppo import gae, kl_penalized_rewards, whiten
+from instructgpt.utils import dist
 
 
 @dataclass
@@ -58,16 +60,18 @@ def action_values(value_model, sequences: torch.Tensor, attention_mask: torch.Te
 @torch.no_grad()
 def make_rollout(policy, ref, value_model, reward_model, prompts: Sequence[Sequence[int]], *, pad_id: int,
                  stop_ids: Sequence[int], max_new_tokens: int, temperature: float, beta: float, gamma: float,
-                 lam: float, no_eos_penalty: float, generator: torch.Generator,
+                 lam: float, no_eos_penalty: float, row_generators: Sequence[torch.Generator],
                  normalize=None) -> tuple[Rollout, dict[str, float]]:
-    """Sample one response per prompt and compute everything the PPO update needs."""
+    """Sample one response per prompt (row i drawn with `row_generators[i]`, so a response does not
+    depend on which other prompts share its batch or process) and compute everything the PPO
+    update needs. `normalize(scores)` whitens the RM scores (the stage's running moments)."""
     device = next(policy.parameters()).device
     models = (policy, ref, value_model, reward_model)
     modes = [m.training for m in models]
     for m in models:
         m.eval()
     gen = generate(policy, prompts, pad_id=pad_id, stop_ids=stop_ids, max_new_tokens=max_new_tokens,
-                   temperature=temperature, generator=generator)
+                   temperature=temperature, row_generators=row_generators)
     prompt_ids, prompt_mask = (t.to(device) for t in left_pad(prompts, pad_id))
     sequences = torch.cat([prompt_ids, gen.tokens], 1)                                 # (B, T)
     attention = torch.cat([prompt_mask, gen.mask.long()], 1)                            # (B, T)
@@ -84,10 +88,10 @@ def make_rollout(policy, ref, value_model, reward_model, prompts: Sequence[Seque
     advantages, returns = gae(rewards, values * mask, mask, gamma, lam)
     for m, mode in zip(models, modes):
         m.train(mode)
-    lengths = mask.sum(1).float()
-    stats = {"ppo/reward": float(raw.mean()), "ppo/score": float(scores.mean()),
-             "ppo/kl": float(kl.sum(1).mean()), "ppo/kl_per_token": float(kl.sum() / mask.sum()),
-             "ppo/entropy": float((entropy * mask).sum() / mask.sum()), "ppo/response_length": float(lengths.mean()),
-             "ppo/eos_fraction": float(gen.stopped.float().mean()), "ppo/beta": beta}
+    rows, raw_sum, score_sum, kl_sum, tokens, entropy_sum, stopped = dist.all_reduce_sum([
+        mask.size(0), raw.sum(), scores.sum(), kl.sum(), mask.sum(), (entropy * mask).sum(), gen.stopped.sum()])
+    stats = {"ppo/reward": raw_sum / rows, "ppo/score": score_sum / rows, "ppo/kl": kl_sum / rows,
+             "ppo/kl_per_token": kl_sum / tokens, "ppo/entropy": entropy_sum / tokens,
+             "ppo/response_length": tokens / rows, "ppo/eos_fraction": stopped / rows, "ppo/beta": beta}
     return Rollout(sequences, attention, mask, logprobs, ref_logprobs, values * mask, scores,
-                   whiten(advantages, mask), returns, gen.stopped), stats
+                   whiten(advantages, mask, reduce=dist.all_reduce_sum), returns, gen.stopped), stats

@@ -23,7 +23,7 @@ from instructgpt.stages.sft_eval import score_tasks, summarize
 from instructgpt.tokenizer.chat import encode_chat
 from instructgpt.tokenizer.train import load_tokenizer
 from instructgpt.train import fit
-from instructgpt.utils import IGNORE_INDEX
+from instructgpt.utils import IGNORE_INDEX, dist
 from instructgpt.utils.io import atomic_dir, atomic_write_text
 from instructgpt.utils.logging import MetricsLogger, info
 
@@ -33,6 +33,7 @@ Key = tuple[str, int]  # (task, index of its training example)
 def run(cfg: SFTConfig, resume: bool = False) -> Path:
     """Train on the held-in tasks, score start and final model on every task's test split, save."""
     require(cfg, "out")
+    dist.setup(cfg.train.distributed)
     tasks = load_task_data(cfg)
     if cfg.mode == "heads":
         from instructgpt.stages import sft_heads
@@ -48,7 +49,7 @@ def run(cfg: SFTConfig, resume: bool = False) -> Path:
     baseline = _baseline(cfg, model, tokenizer, tasks, out / "baseline_scores.json", resume)
     if cfg.lora.enabled:
         model = _with_lora(model, cfg)
-    if not resume:
+    if not resume and dist.is_main():
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
 
     encoded = {t.name: [encode_chat(tokenizer, ex["messages"]) for ex in t.splits["train"]] for t in held_in}
@@ -72,6 +73,9 @@ def run(cfg: SFTConfig, resume: bool = False) -> Path:
                      evaluate=evaluate if cfg.eval.samples_per_task else None, resume=resume, desc="sft")
     finally:
         logger.close()
+    if result.model is None:  # not rank 0: rank 0 scores and saves
+        return out
+    model = result.model
     final = _test_scores(cfg, model, tokenizer, tasks, "sft model")
     save_model_folder(out, model, tokenizer, cfg, tasks)
     report = {"test": final, "baseline": baseline, **{f"sft_{k}": v for k, v in summarize(final, tasks).items()}}
@@ -110,32 +114,36 @@ def answer_nll(model: torch.nn.Module, batch: SFTBatch, num_examples: int) -> to
 
 def plan_steps(encoded: dict[str, list], cfg: SFTConfig) -> list[list[list[Key]]]:
     """Every optimizer step's micro-batches of (task, example) keys, fixed up front so that a
-    resumed run sees the same data: the mixture's stream, cut into micro-batches of rows."""
+    resumed run sees the same data: the mixture's stream, cut into micro-batches of rows. Under
+    torchrun a step has grad_accum x world micro-batches, of which each rank builds its own."""
     sizes = {name: len(examples) for name, examples in encoded.items()}
     stream = ((key, len(encoded[key[0]][key[1]][0])) for key in iter_mixture(sizes, cfg.mix, cfg.train.seed))
     micro = plan_micro_batches(stream, cfg.train.batch_size, cfg.train.seq_len, cfg.packing)
     t = cfg.train
-    return [list(itertools.islice(micro, t.grad_accum)) for _ in range(t.max_steps)]
+    return [list(itertools.islice(micro, t.grad_accum * dist.world_size())) for _ in range(t.max_steps)]
 
 
 def build_step(step: list[list[Key]], encoded: dict[str, list], task_ids: dict[str, int],
                cfg: SFTConfig, pad_id: int) -> list[SFTBatch]:
-    """The step's micro-batches, each carrying the step-level weights of the chosen reduction."""
-    batches, first = [], 0
-    for keys in step:
-        examples = [encoded[task][i] for task, i in keys]
+    """This rank's micro-batches of the step (all of them in one process), each carrying the
+    step-level weights of the chosen reduction over every example of the step (all ranks')."""
+    starts = list(itertools.accumulate((len(keys) for keys in step), initial=0))  # global example numbers
+    batches = []
+    for m in dist.local(len(step)):
+        examples = [encoded[task][i] for task, i in step[m]]
         if cfg.packing:
-            batch = pack_batch(examples, cfg.train.seq_len, pad_id, first)
+            batch = pack_batch(examples, cfg.train.seq_len, pad_id, starts[m])
         elif cfg.unpad:
-            batch = unpad_batch(examples, pad_id, first, cfg.train.seq_len)
+            batch = unpad_batch(examples, pad_id, starts[m], cfg.train.seq_len)
         else:
-            batch = pad_batch(examples, pad_id, first, cfg.train.seq_len)
+            batch = pad_batch(examples, pad_id, starts[m], cfg.train.seq_len)
         batches.append(batch)
-        first += len(keys)
-    tokens = torch.zeros(first, dtype=torch.long)
+    tokens = torch.zeros(starts[-1], dtype=torch.long)  # loss tokens of each example, after truncation
     for b in batches:
         has_label = b.labels[:, 1:] != IGNORE_INDEX
         tokens.index_add_(0, b.example_index[:, 1:][has_label], torch.ones(int(has_label.sum()), dtype=torch.long))
+    if dist.active():  # each rank counted its own examples
+        tokens = torch.tensor(dist.all_reduce_sum(tokens.tolist()), dtype=torch.long)
     tasks = torch.tensor([task_ids[task] for keys in step for task, _ in keys])
     weights = STEP_WEIGHTS[Reduction(cfg.reduction)](tasks, tokens)
     return [SFTBatch(**{**b.__dict__, "weights": weights}) for b in batches]
@@ -154,8 +162,9 @@ def _baseline(cfg: SFTConfig, model, tokenizer, tasks: list[TaskData], path: Pat
         return None
     if resume and path.is_file():
         return json.loads(path.read_text())
-    scores = _test_scores(cfg, model, tokenizer, tasks, "start model")
-    atomic_write_text(path, json.dumps(scores, indent=1) + "\n")
+    scores = _test_scores(cfg, model, tokenizer, tasks, "start model")  # on every rank: none waits
+    if dist.is_main():
+        atomic_write_text(path, json.dumps(scores, indent=1) + "\n")
     return scores
 
 

@@ -21,6 +21,7 @@ from instructgpt.objectives.heads import weighted_classification_loss
 from instructgpt.objectives.sft import STEP_WEIGHTS, Reduction
 from instructgpt.tokenizer.train import load_tokenizer
 from instructgpt.train import fit
+from instructgpt.utils import dist
 from instructgpt.utils.io import atomic_write_json
 from instructgpt.utils.device import resolve_device
 from instructgpt.utils.logging import MetricsLogger, info
@@ -74,6 +75,7 @@ def run(cfg: SFTConfig, tasks: list[TaskData], resume: bool = False) -> Path:
     (a head needs training data of its own task, so nothing is zero-shot here); write the
     classifier folder to `cfg.out`, test accuracy per task to `<out>/scores.json`."""
     require(cfg, "out")
+    dist.setup(cfg.train.distributed)
     out = Path(cfg.out)
     head_tasks = classification_tasks(tasks)
     tokenizer_path = cfg.tokenizer or cfg.heads.path
@@ -91,18 +93,23 @@ def run(cfg: SFTConfig, tasks: list[TaskData], resume: bool = False) -> Path:
     if cfg.heads.freeze:  # a feature extractor: run the encoder once per example, train the heads only
         for split in splits.values():
             split.features = encode_features(model, split, pad, cfg.eval.batch_size, device)
-    if not resume:
+    if not resume and dist.is_main():
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    # a step trains only the heads of the tasks it holds: DDP must allow the others' idle parameters
+    train = cfg.train.model_copy(update={"distributed": cfg.train.distributed.model_copy(
+        update={"find_unused_parameters": True})})
 
     logger = MetricsLogger(out.parent / "metrics" / f"{out.name}.jsonl", out.parent / "tb" / out.name)
     try:
-        result = fit(model, heads_step, step_batches(cfg, head_tasks, splits["train"], pad), cfg.train, cfg.optim,
+        result = fit(model, heads_step, step_batches(cfg, head_tasks, splits["train"], pad), train, cfg.optim,
                      out, logger, resume=resume, desc=f"sft (heads, {cfg.heads.encoder})",
                      evaluate=lambda m: accuracy_metrics(m, head_tasks, splits["val"], pad, cfg.eval.batch_size,
                                                          "eval"))
     finally:
         logger.close()
-    model.eval()
+    if result.model is None:  # not rank 0: rank 0 scores and saves
+        return out
+    model = result.model.eval()
     with torch.no_grad():
         test = accuracy_metrics(model, head_tasks, splits["test"], pad, cfg.eval.batch_size, "test")
     scores = score_table(head_tasks, splits["test"], test, cfg)
@@ -180,12 +187,13 @@ def make_batch(split: Split, rows: list[int], weights: torch.Tensor, pad: int) -
 def step_batches(cfg: SFTConfig, head_tasks: list[HeadTask], train: Split, pad: int):
     """batches(step) -> the step's micro-batches: positions step·S .. step·S + S - 1 (S examples a
     step) of an endless stream of epochs, each a shuffled task mixture (key mix) drawn from
-    (seed, epoch) alone; step weights (key reduction) from the whole step's tasks."""
+    (seed, epoch) alone; step weights (key reduction) from the whole step's tasks. Under torchrun
+    S counts every rank's examples and each rank builds its own micro-batches."""
     sizes = {t.data.name: len(t.data.splits["train"]) for t in head_tasks}
     offsets, start = {}, 0
     for name, size in sizes.items():
         offsets[name], start = start, start + size
-    per_step = cfg.train.batch_size * cfg.train.grad_accum
+    per_step = cfg.train.batch_size * cfg.train.grad_accum * dist.world_size()
     weights_of = STEP_WEIGHTS[Reduction(cfg.reduction)]
 
     @functools.lru_cache(maxsize=4)
@@ -199,7 +207,8 @@ def step_batches(cfg: SFTConfig, head_tasks: list[HeadTask], train: Split, pad: 
         task_ids = train.task_ids[torch.tensor(rows)]
         weights = weights_of(task_ids, torch.ones_like(task_ids))                 # (S,), T_e = 1
         b = cfg.train.batch_size
-        return [make_batch(train, rows[i:i + b], weights[i:i + b], pad) for i in range(0, per_step, b)]
+        return [make_batch(train, rows[i:i + b], weights[i:i + b], pad) for i in range(0, per_step, b)
+                if (i // b) in dist.local(per_step // b)]
     return batches
 
 

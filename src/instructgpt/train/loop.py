@@ -3,6 +3,7 @@ eval / log / save cadence, resume). It knows nothing of the model or the loss.""
 from __future__ import annotations
 
 import math
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,10 +12,12 @@ from typing import Any, Callable, Protocol
 import torch
 
 from instructgpt.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from instructgpt.config.errors import UserError
 from instructgpt.config.schema import OptimConfig, TrainConfig
 from instructgpt.train.flops import measure_peak_flops, mfu, resolve_precision
 from instructgpt.train.optim import build_optimizer, build_scheduler
-from instructgpt.utils import interrupt
+from instructgpt.train.parallel import Parallel
+from instructgpt.utils import dist, interrupt
 from instructgpt.utils.device import autocast, resolve_device
 from instructgpt.utils.logging import MetricsLogger, info
 from instructgpt.utils.seed import get_rng_state, set_rng_state, set_seed
@@ -40,6 +43,10 @@ class FitResult:
     step: int
     last_eval: dict[str, float] = field(default_factory=dict)
     resumed_from: int | None = None
+    # The trained model as an ordinary module for what follows training (scoring, saving): the
+    # model itself in one process or under DDP; gathered from the shards under FSDP2. None on
+    # every rank but 0: only rank 0 goes on after `fit`.
+    model: torch.nn.Module | None = None
 
 
 def fit(model: torch.nn.Module, step_fn: StepFn, batches_for_step: Callable[[int], list[Batch]],
@@ -56,24 +63,38 @@ def fit(model: torch.nn.Module, step_fn: StepFn, batches_for_step: Callable[[int
     micro-batches gives the same gradient. `after_step(step, sums)` runs after each optimizer
     step (PPO's EMA and KL controller) with the step's summed step_fn statistics; the metrics it
     returns are logged with the step's when the step is logged.
+
+    Under torchrun (utils/dist.py) `batches_for_step` returns this rank's micro-batches of the
+    global step, the loss is normalised over the global step's loss tokens, the step statistics
+    passed to `after_step` are summed over the ranks, and only rank 0 logs and checkpoints
+    (into a folder every rank can read, for --resume).
     """
+    dist.setup(train.distributed)
     device = resolve_device(train.device)
     train = train.model_copy(update={"precision": resolve_precision(device, train.precision)})
     set_seed(train.seed)
-    model.to(device)
-    if train.compile:
-        from instructgpt.train.compile import compile_decoders
-        info(f"{desc}: torch.compile of {compile_decoders(model)} transformer body(ies); the first step compiles")
-    optimizer = build_optimizer(model, optim)
-    scheduler = build_scheduler(optimizer, optim, train.max_steps)
     ckpt_root = Path(out_dir) / "checkpoints"
     result = FitResult(step=0)
     ckpt = latest_checkpoint(ckpt_root) if resume else None
     if resume and ckpt is None:
         info(f"{desc}: no checkpoint to resume from in {ckpt_root}; starting at step 0")
-    if ckpt is not None:
-        state = load_checkpoint(ckpt, model)
-        optimizer.load_state_dict(state["optimizer"])
+    state = load_checkpoint(ckpt, model) if ckpt is not None else None  # weights before any wrapping
+    model.to(device)
+    if train.compile:
+        from instructgpt.train.compile import compile_decoders
+        info(f"{desc}: torch.compile of {compile_decoders(model)} transformer body(ies); the first step compiles")
+    parallel = Parallel(model, step_fn, train.distributed, device)
+    if parallel.strategy != "none":
+        info(f"{desc}: {parallel.strategy} over {parallel.world} processes ({dist.world_size()} ranks, "
+             f"{train.batch_size * train.grad_accum * parallel.world} sequences a step)")
+    optimizer = build_optimizer(model, optim)
+    scheduler = build_scheduler(optimizer, optim, train.max_steps)
+    if state is not None:
+        if state.get("strategy", "none") == "fsdp" and parallel.strategy != "fsdp" or \
+                parallel.strategy == "fsdp" and state.get("strategy") != "fsdp":
+            raise UserError(f"{ckpt}: saved under strategy {state.get('strategy', 'ddp/none')!r}; resume with "
+                            f"the same train.distributed.strategy (now {parallel.strategy!r})")
+        parallel.load_optimizer_state(optimizer, state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"])
         result.step = result.resumed_from = state["step"]
@@ -83,7 +104,7 @@ def fit(model: torch.nn.Module, step_fn: StepFn, batches_for_step: Callable[[int
         if flops_per_token else None
 
     from tqdm.auto import tqdm
-    bar = tqdm(total=train.max_steps, initial=result.step, desc=desc, disable=not train.progress,
+    bar = tqdm(total=train.max_steps, initial=result.step, desc=desc, disable=not (train.progress and dist.is_main()),
                dynamic_ncols=True)
     window_tokens, window_s = 0, 0.0  # training time only: evaluation and saving excluded
     try:
@@ -91,7 +112,7 @@ def fit(model: torch.nn.Module, step_fn: StepFn, batches_for_step: Callable[[int
             interrupt.check()
             started = time.perf_counter()
             loss, loss_tokens, processed, grad_norm, sums = train_step(
-                model, step_fn, batches_for_step(step), optimizer, train, optim.grad_clip, device)
+                model, step_fn, batches_for_step(step), optimizer, train, optim.grad_clip, device, parallel)
             scheduler.step()
             window_s += time.perf_counter() - started
             result.step = done = step + 1
@@ -108,47 +129,88 @@ def fit(model: torch.nn.Module, step_fn: StepFn, batches_for_step: Callable[[int
                 window_tokens, window_s = 0, 0.0
             last = done == train.max_steps
             if evaluate and ((train.eval_every and done % train.eval_every == 0) or last):
-                result.last_eval = _evaluate(model, evaluate, train, device)
+                with parallel.evaluating():
+                    result.last_eval = _evaluate(model, evaluate, train, device)
                 logger.log(done, result.last_eval)
-                bar.write(f"{desc} step {done}: " + ", ".join(f"{k}={v:.4f}" for k, v in result.last_eval.items()))
+                if dist.is_main():
+                    bar.write(f"{desc} step {done}: " + ", ".join(f"{k}={v:.4f}" for k, v in result.last_eval.items()))
             if (train.save_every and done % train.save_every == 0) or last:
-                save_checkpoint(ckpt_root, done, model, {
-                    "step": done, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                    "rng": get_rng_state()}, keep=train.keep_checkpoints)
+                _save(parallel, ckpt_root, done, optimizer, scheduler, train.keep_checkpoints)
             bar.update(1)
+    except Exception as e:
+        if dist.active() and _lost_rank(e):
+            last = latest_checkpoint(ckpt_root)
+            raise UserError(f"rank {dist.rank()}: lost contact with another rank at step {result.step + 1} "
+                            f"({_first_sentence(e)}); the job stops. Rerun the same command with --resume to "
+                            f"continue from {last or 'the start (no checkpoint yet)'}") from e
+        raise
     finally:
         bar.close()
     if evaluate and not result.last_eval:  # resumed at the final step: nothing was trained
-        result.last_eval = _evaluate(model, evaluate, train, device)
+        with parallel.evaluating():
+            result.last_eval = _evaluate(model, evaluate, train, device)
+    result.model = parallel.plain_model()
+    if result.model is not None:
+        result.model.to(device)
     return result
 
 
+def _save(parallel: Parallel, root: Path, step: int, optimizer, scheduler, keep: int) -> None:
+    """Rank 0 writes `step-N` (FSDP2: every rank joins the gathers first)."""
+    state = {"step": step, "optimizer": parallel.optimizer_state(optimizer), "scheduler": scheduler.state_dict(),
+             "rng": get_rng_state(), "strategy": parallel.strategy}
+    plain = parallel.plain_model()
+    if plain is not None:
+        save_checkpoint(root, step, plain, state, keep=keep)
+
+
+def _first_sentence(e: BaseException) -> str:
+    """'[.../pair.cc:537] Read error [127.0.0.1]:601: Connection reset by peer. This is ...' ->
+    'Read error [127.0.0.1]:601: Connection reset by peer'."""
+    text = re.sub(r"^\[[^\]]*\]\s*", "", str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
+    return text.split(". ")[0][:200]
+
+
+def _lost_rank(e: BaseException) -> bool:
+    """A collective that failed because a peer died or timed out (gloo / NCCL)."""
+    text = str(e)
+    return isinstance(e, torch.distributed.DistError) or (
+        isinstance(e, RuntimeError) and any(k in text for k in ("gloo", "NCCL", "Connection", "timed out", "Timed out")))
+
+
 def train_step(model, step_fn: StepFn, micro_batches: list, optimizer, train: TrainConfig,
-                grad_clip: float, device: torch.device) -> tuple[float, int, int, float, dict[str, float]]:
+               grad_clip: float, device: torch.device, parallel: Parallel | None = None
+               ) -> tuple[float, int, int, float, dict[str, float]]:
     """One optimizer step over the micro-batches: (mean loss per token, loss tokens, tokens, grad norm,
-    step_fn statistics summed over the micro-batches)."""
+    step_fn statistics summed over the micro-batches). Under torchrun the micro-batches are this
+    rank's; counts, the loss and the statistics returned are the global step's."""
+    parallel = parallel or Parallel(model, step_fn, None, device)
     model.train()
-    loss_tokens = sum(b.num_loss_tokens for b in micro_batches)
+    loss_tokens = int(dist.all_reduce_sum([sum(b.num_loss_tokens for b in micro_batches)])[0])
     if loss_tokens == 0:
         raise ValueError("a training step has no tokens that carry loss; check the data and the loss mask")
     divisor = 1 if micro_batches[0].weights is not None else loss_tokens
     total, processed, sums = 0.0, 0, {}
-    for batch in micro_batches:
-        with autocast(device, train.precision):
-            loss, n, *stats = step_fn(model, batch.to(device))
-        (loss / divisor).backward()
+    for i, batch in enumerate(micro_batches):
+        with parallel.micro_batch(sync=i == len(micro_batches) - 1):
+            with autocast(device, train.precision):
+                loss, n, *stats = parallel.runner(batch.to(device))
+            (loss * (parallel.loss_scale / divisor)).backward()
         total += loss.item()
         processed += n
         for key, value in (stats[0] if stats else {}).items():
             sums[key] = sums.get(key, 0.0) + float(value)
+    if dist.active():
+        total, processed = dist.all_reduce_sum([total, processed])
+        sums = dist.sum_stats(sums)
     if not math.isfinite(total):
         raise FloatingPointError(f"loss is {total}; lower optim.lr or use precision=fp32")
     params = [p for p in model.parameters() if p.grad is not None]
     # max_norm=inf measures the norm without clipping
-    grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm=grad_clip if grad_clip > 0 else math.inf)
+    grad_norm = parallel.clip(params, grad_clip if grad_clip > 0 else math.inf)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    return total / divisor, loss_tokens, processed, float(grad_norm), sums
+    return total / divisor, loss_tokens, int(processed), grad_norm, sums
 
 
 @torch.no_grad()

@@ -9,8 +9,12 @@ from instructgpt.config.errors import UserError
 
 
 def resolve_device(name: str = "auto") -> torch.device:
+    """auto = CUDA when present, else CPU; under torchrun `cuda` means this process's GPU (LOCAL_RANK)."""
+    from instructgpt.utils import dist
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and dist.active() and torch.cuda.is_available():
+        return torch.device("cuda", dist.local_rank())
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise UserError(f"device '{name}' requested but CUDA is not available (use device=cpu)")
     try:
