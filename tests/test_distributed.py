@@ -122,14 +122,27 @@ def assert_same_weights(a: Path, b: Path) -> None:
         torch.testing.assert_close(wa[k], wb[k], rtol=1e-4, atol=2e-5, msg=lambda m: f"{a.name}: {k}: {m}")
 
 
+def variant(job: dict, out: Path, resume: bool = False, optim: dict | None = None, **train) -> dict:
+    """`job` writing to `out`, with train (and optim) keys changed."""
+    config = job["config"]
+    return {**job, "resume": resume, "config": {**config, "out": str(out), "optim": {**config["optim"], **(optim or {})},
+                                                "train": {**config["train"], **train}}}
+
+
 @pytest.fixture(scope="module")
 def runs(inputs):
-    """The five stages in one process (grad_accum 2) and on 2 ranks (grad_accum 1), plus SFT under FSDP2."""
-    root = inputs["root"]
+    """The five stages in one process (grad_accum 2) and on 2 ranks (grad_accum 1); SFT under FSDP2,
+    and SFT at a constant learning rate: alone for 3 steps, and under FSDP2 for 2 steps then resumed
+    to 3 from its step-2 checkpoint."""
+    root, fsdp = inputs["root"], {"strategy": "fsdp"}
+    one = stage_specs(inputs, root / "one", 1, 2)
+    one.append(variant(one[1], root / "one" / "sft-const", optim={"min_lr_ratio": 1.0}))
     two = stage_specs(inputs, root / "two", 2, 1)
-    two.append({**two[1], "config": {**two[1]["config"], "out": str(root / "two" / "sft-fsdp"),
-                                     "train": {**two[1]["config"]["train"], "distributed": {"strategy": "fsdp"}}}})
-    alone = launch(stage_specs(inputs, root / "one", 1, 2), root / "one.json", 1)
+    resumed = root / "two" / "sft-fsdp-resume"
+    two += [variant(two[1], root / "two" / "sft-fsdp", distributed=fsdp),
+            variant(two[1], resumed, optim={"min_lr_ratio": 1.0}, distributed=fsdp, max_steps=2, save_every=1),
+            variant(two[1], resumed, resume=True, optim={"min_lr_ratio": 1.0}, distributed=fsdp, save_every=1)]
+    alone = launch(one, root / "one.json", 1)
     finish(alone)  # one at a time: the machine may have 2 cores
     log = finish(launch(two, root / "two.json", 2))
     return root / "one", root / "two", log
@@ -166,6 +179,14 @@ def test_fsdp2_saves_a_folder_from_pretrained_loads_with_the_single_process_weig
     assert_same_weights(one / "sft", two / "sft-fsdp")
 
 
+def test_an_fsdp2_checkpoint_resumes_to_the_uninterrupted_result(runs):
+    one, two, log = runs
+    assert "resumed from" in log and "sft-fsdp-resume/checkpoints/step-2 (step 2)" in log
+    assert losses(one, "sft-const") == pytest.approx(losses(two, "sft-fsdp-resume"), rel=1e-4, abs=1e-6)
+    assert_same_weights(one / "sft-const", two / "sft-fsdp-resume")
+
+
+@pytest.mark.slow  # ~30 s: two more torchrun launches
 def test_a_killed_rank_fails_the_job_clearly_and_resume_continues(inputs, tmp_path):
     """SIGKILL one rank after the step-2 checkpoint: torchrun stops within the collective timeout and
     names the rank; the same command with --resume continues from the checkpoint to the end."""
