@@ -77,7 +77,8 @@ def inputs(tmp_path_factory, tokenizer, corpus_file):
 
 
 def stage_specs(inputs: dict, out: Path, world: int, grad_accum: int) -> list[dict]:
-    """Every training stage with `grad_accum` micro-batches per process (PPO: 2·grad_accum prompts)."""
+    """Every training stage with `grad_accum` micro-batches per process (PPO: 2·grad_accum prompts):
+    pretrain, sft (LM), sft (task heads on the GRU encoder), reward, dpo, ppo."""
     root, t = inputs["root"], {**TRAIN, "grad_accum": grad_accum, "batch_size": 2}
     start, rankings = str(root / "start"), [{"path": str(root / "rankings.jsonl")}]
     opt = {"lr": 1e-3, "warmup_steps": 0}
@@ -91,6 +92,12 @@ def stage_specs(inputs: dict, out: Path, world: int, grad_accum: int) -> list[di
                       "n_test": 2},
             "optim": opt, "train": {**t, "max_steps": 3},
             "eval": {"samples_per_task": 0, "baseline": False, "max_new_tokens": 2}}},
+        {"stage": "sft", "config": {
+            "out": str(out / "heads"), "mode": "heads", "tokenizer": start,
+            "heads": {"encoder": "gru", "embed_dim": 32, "hidden": 32, "dropout": 0.0, "max_len": 32},
+            "tasks": {"builtin": False, "files": [str(root / "task_files")], "held_out_clusters": [], "n_val": 2,
+                      "n_test": 2},
+            "optim": opt, "train": {**t, "max_steps": 3}}},
         {"stage": "reward", "config": {
             "out": str(out / "rm"), "model": {"path": start}, "data": rankings, "max_len": 32, "optim": opt,
             "train": {**t, "max_steps": 3}}},
@@ -148,8 +155,8 @@ def runs(inputs):
     return root / "one", root / "two", log
 
 
-@pytest.mark.parametrize("stage,name", [("pretrain", "pretrain"), ("sft", "sft"), ("reward", "rm"), ("dpo", "dpo"),
-                                        ("ppo", "ppo")])
+@pytest.mark.parametrize("stage,name", [("pretrain", "pretrain"), ("sft", "sft"), ("sft heads", "heads"),
+                                        ("reward", "rm"), ("dpo", "dpo"), ("ppo", "ppo")])
 def test_two_processes_equal_one_with_the_same_global_batch(runs, stage, name):
     one, two, log = runs
     assert "ddp over 2 processes" in log
@@ -244,3 +251,21 @@ def _descends(pid: int, ancestor: int) -> bool:
         except OSError:
             return False
     return False
+
+
+def test_commands_that_do_not_train_refuse_torchrun(monkeypatch, capsys):
+    from instructgpt.cli import main
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(["tasks", "list"]) == 2
+    assert "'instructgpt tasks' runs in one process; under torchrun use one of: pretrain, sft" in capsys.readouterr().err
+
+
+def test_world_size_without_torchrun_variables_is_a_clear_error(monkeypatch):
+    from instructgpt.config import UserError
+    from instructgpt.config.schema import DistributedConfig
+    from instructgpt.utils import dist
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    for key in ("RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(key, raising=False)
+    with pytest.raises(UserError, match="WORLD_SIZE=2 but RANK, LOCAL_RANK, MASTER_ADDR, MASTER_PORT unset: launch with torchrun"):
+        dist.setup(DistributedConfig())

@@ -251,6 +251,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+DISTRIBUTED = ("pretrain", "sft", "reward", "ppo", "dpo")  # the commands that train under torchrun
+
+
+def _check_launcher(ns: argparse.Namespace) -> None:
+    """Under torchrun (WORLD_SIZE > 1) only the training commands make sense: the others would run
+    once per process and write the same files."""
+    import os
+    command = getattr(ns, "command", None)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and command not in DISTRIBUTED:
+        raise UserError(f"'instructgpt {command}' runs in one process; under torchrun use one of: "
+                        f"{', '.join(DISTRIBUTED)} (the whole recipe: run its training stages one by one, "
+                        f"docs/distributed.md)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     ns, extra = parser.parse_known_args(argv)
@@ -262,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     from instructgpt.utils import interrupt
     interrupt.install()
     try:
+        _check_launcher(ns)
         ns.func(ns)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -23,6 +23,7 @@ from instructgpt.stages.sft_eval import score_tasks, summarize
 from instructgpt.tokenizer.chat import encode_chat
 from instructgpt.tokenizer.train import load_tokenizer
 from instructgpt.train import fit
+from instructgpt.train.flops import training_flops_per_token
 from instructgpt.utils import IGNORE_INDEX, dist
 from instructgpt.utils.io import atomic_dir, atomic_write_text
 from instructgpt.utils.logging import MetricsLogger, info
@@ -70,7 +71,8 @@ def run(cfg: SFTConfig, resume: bool = False) -> Path:
     logger = MetricsLogger(out.parent / "metrics" / f"{out.name}.jsonl", out.parent / "tb" / out.name)
     try:
         result = fit(model, sft_step, batches, cfg.train, cfg.optim, out, logger,
-                     evaluate=evaluate if cfg.eval.samples_per_task else None, resume=resume, desc="sft")
+                     evaluate=evaluate if cfg.eval.samples_per_task else None, resume=resume, desc="sft",
+                     flops_per_token=training_flops_per_token(count_parameters(model, non_embedding=True)))
     finally:
         logger.close()
     if result.model is None:  # not rank 0: rank 0 scores and saves

@@ -8,10 +8,12 @@ import torch
 
 
 @functools.lru_cache(maxsize=None)
-def measure_peak_flops(device: str = "cpu", dtype: str = "float32", max_size: int = 2048,
+def measure_peak_flops(device: str = "cpu", dtype: str = "float32", max_size: int | None = None,
                        slow_s: float = 0.25) -> float:
     """Best FLOP/s of square matmuls in `dtype` on `device`, growing the size up to `max_size`
-    while one product takes under `slow_s` seconds (bounded time even where a dtype is slow)."""
+    (default 2048 on CPU, 8192 on a GPU, which needs large products to reach its peak) while one
+    product takes under `slow_s` seconds (bounded time even where a dtype is slow)."""
+    max_size = max_size or (8192 if device == "cuda" else 2048)
     dt = getattr(torch, dtype)
     best = 0.0
     size = 256

@@ -85,8 +85,8 @@ def fit(model: torch.nn.Module, step_fn: StepFn, batches_for_step: Callable[[int
         info(f"{desc}: torch.compile of {compile_decoders(model)} transformer body(ies); the first step compiles")
     parallel = Parallel(model, step_fn, train.distributed, device)
     if parallel.strategy != "none":
-        info(f"{desc}: {parallel.strategy} over {parallel.world} processes ({dist.world_size()} ranks, "
-             f"{train.batch_size * train.grad_accum * parallel.world} sequences a step)")
+        info(f"{desc}: {parallel.strategy} over {parallel.world} processes, "
+             f"{train.batch_size * train.grad_accum * parallel.world} sequences a step")
     optimizer = build_optimizer(model, optim)
     scheduler = build_scheduler(optimizer, optim, train.max_steps)
     if state is not None:
@@ -123,7 +123,8 @@ def fit(model: torch.nn.Module, step_fn: StepFn, batches_for_step: Callable[[int
                            "train/grad_norm": grad_norm, "train/loss_tokens": loss_tokens,
                            "train/tokens_per_s": window_tokens / max(window_s, 1e-9)}
                 if peak:
-                    metrics["train/mfu"] = mfu(flops_per_token, metrics["train/tokens_per_s"], peak)
+                    # tokens/s counts every rank's tokens; the peak is one device's
+                    metrics["train/mfu"] = mfu(flops_per_token, metrics["train/tokens_per_s"] / parallel.world, peak)
                 logger.log(done, metrics)
                 bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{metrics['train/tokens_per_s']:.0f}")
                 window_tokens, window_s = 0, 0.0

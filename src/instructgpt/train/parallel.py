@@ -44,8 +44,9 @@ class Parallel:
         self.runner: torch.nn.Module = self.module
         if self.strategy == "ddp":
             from torch.nn.parallel import DistributedDataParallel
+            # buffers (rotary tables, PPO's β and reward moments) are equal on every rank: no syncing
             self.runner = DistributedDataParallel(self.module, find_unused_parameters=cfg.find_unused_parameters,
-                                                  broadcast_buffers=False)
+                                                  forward_sync_buffers=False)
         elif self.strategy == "fsdp":
             from torch.distributed.device_mesh import init_device_mesh
             from torch.distributed.fsdp import fully_shard
