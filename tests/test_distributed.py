@@ -90,8 +90,8 @@ def stage_specs(inputs: dict, out: Path, world: int, grad_accum: int) -> list[di
             "out": str(out / "sft"), "model": {"path": start}, "reduction": "task_balanced",
             "tasks": {"builtin": False, "files": [str(root / "task_files")], "held_out_clusters": [], "n_val": 2,
                       "n_test": 2},
-            "optim": opt, "train": {**t, "max_steps": 3},
-            "eval": {"samples_per_task": 0, "baseline": False, "max_new_tokens": 2}}},
+            "optim": opt, "train": {**t, "max_steps": 3, "eval_every": 3},
+            "eval": {"samples_per_task": 3, "baseline": False, "max_new_tokens": 3, "batch_size": 4}}},
         {"stage": "sft", "config": {
             "out": str(out / "heads"), "mode": "heads", "tokenizer": start,
             "heads": {"encoder": "gru", "embed_dim": 32, "hidden": 32, "dropout": 0.0, "max_len": 32},
@@ -173,6 +173,17 @@ def test_ppo_rollout_statistics_are_reduced_over_the_ranks(runs):
     for r1, r2 in zip(read(one), read(two)):
         for key in ("ppo/reward", "ppo/kl", "ppo/beta", "ppo/response_length", "ppo/explained_variance"):
             assert r1[key] == pytest.approx(r2[key], rel=1e-4, abs=1e-6), key
+
+
+def test_evaluation_during_training_gives_the_same_scores_under_ddp_and_fsdp2(runs):
+    one, two, _ = runs
+    read = lambda f, name: [json.loads(line) for line in (f / "metrics" / f"{name}.jsonl").read_text().splitlines()]
+    evals = [{k: v for r in read(f, name) for k, v in r.items() if k.startswith("eval/")}
+             for f, name in ((one, "sft"), (two, "sft"), (two, "sft-fsdp"))]
+    assert evals[0] and "eval/held_in_mean" in evals[0]
+    for other in evals[1:]:
+        assert other.keys() == evals[0].keys()
+        assert other == pytest.approx(evals[0], rel=1e-4, abs=1e-6)
 
 
 def test_fsdp2_saves_a_folder_from_pretrained_loads_with_the_single_process_weights(runs):

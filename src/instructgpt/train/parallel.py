@@ -81,16 +81,21 @@ class Parallel:
 
     @contextlib.contextmanager
     def evaluating(self) -> Iterator[None]:
-        """Every rank evaluates the same data (identical results). FSDP2: the wrapper's own
-        parameters (embeddings, head) are gathered for the duration; layers gather themselves."""
-        if self.strategy == "fsdp":
-            self.module.unshard()
-            try:
-                yield
-            finally:
-                self.module.reshard()
+        """Every rank evaluates the same data (identical results). FSDP2: every unit's parameters
+        are gathered for the duration, so code that reads weights without calling the layer's
+        forward (the lean decoder) sees whole tensors."""
+        if self.strategy != "fsdp":
+            yield
             return
-        yield
+        from torch.distributed.fsdp import FSDPModule
+        units = [m for m in self.module.modules() if isinstance(m, FSDPModule)]
+        for unit in units:
+            unit.unshard()
+        try:
+            yield
+        finally:
+            for unit in units:
+                unit.reshard()
 
     def optimizer_state(self, optimizer: torch.optim.Optimizer) -> dict:
         """The optimizer state to checkpoint (FSDP2: gathered in full, keyed by parameter name)."""
