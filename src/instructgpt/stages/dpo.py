@@ -150,13 +150,20 @@ def sequence_logprobs(model: torch.nn.Module, batch: SFTBatch | TreeBatch) -> to
 @torch.no_grad()
 def reference_logprobs(model: torch.nn.Module, pairs: list[tuple[Encoded, Encoded]], pad: int,
                        batch_size: int = 64, layout: str = "shared_prompt") -> torch.Tensor:
-    """(num_pairs, 2) the start model's summed log-probs of (chosen, rejected), before any update."""
+    """(num_pairs, 2) the start model's summed log-probs of (chosen, rejected), before any update.
+    Under torchrun each rank scores a contiguous share of the pairs and the shares are gathered."""
     was_training = model.training
     model.eval()
-    out = []
-    for i in range(0, len(pairs), batch_size):
-        chunk = pairs[i:i + batch_size]
-        logprobs = sequence_logprobs(model, sequences_batch(chunk, pad, layout))
+    share = -(-len(pairs) // dist.world_size())
+    mine = pairs[dist.rank() * share:(dist.rank() + 1) * share]
+    out = [torch.zeros(0, 2)]
+    for i in range(0, len(mine), batch_size):
+        chunk = mine[i:i + batch_size]
+        logprobs = sequence_logprobs(model, sequences_batch(chunk, pad, layout)).float().cpu()
         out.append(torch.stack([logprobs[:len(chunk)], logprobs[len(chunk):]], 1))
     model.train(was_training)
-    return torch.cat(out)
+    scores = torch.cat(out)
+    if not dist.active():
+        return scores
+    padded = torch.cat([scores, torch.zeros(share - len(scores), 2)])  # the last share may be short
+    return dist.all_gather_cat(padded)[:len(pairs)]
