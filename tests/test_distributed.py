@@ -55,7 +55,12 @@ def inputs(tmp_path_factory, tokenizer, corpus_file):
     from instructgpt.models.reward import load_score_model
     root = tmp_path_factory.mktemp("dist")
     torch.manual_seed(0)
-    save_hf_folder(root / "start", build_model(ModelConfig(preset="tiny"), tokenizer), tokenizer, "")
+    start = build_model(ModelConfig(preset="tiny"), tokenizer)
+    save_hf_folder(root / "start", start, tokenizer, "")
+    from transformers import LlamaForCausalLM
+    tied = LlamaForCausalLM(start.config.__class__(**{**start.config.to_dict(), "tie_word_embeddings": True}))
+    assert tied.lm_head.weight is tied.model.embed_tokens.weight  # like SmolLM2
+    save_hf_folder(root / "start-tied", tied, tokenizer, "")
     rm = load_score_model(root / "start", new_head=True)
     torch.nn.init.normal_(rm.score.weight, std=0.5)
     save_hf_folder(root / "rm", rm, tokenizer, "")
@@ -136,6 +141,11 @@ def variant(job: dict, out: Path, resume: bool = False, optim: dict | None = Non
                                                 "train": {**config["train"], **train}}}
 
 
+def tied(job: dict, root: Path) -> dict:
+    """`job` starting from the tiny model with tied input and output embeddings."""
+    return {**job, "config": {**job["config"], "model": {"path": str(root / "start-tied")}}}
+
+
 @pytest.fixture(scope="module")
 def runs(inputs):
     """The five stages in one process (grad_accum 2) and on 2 ranks (grad_accum 1); SFT under FSDP2,
@@ -144,11 +154,13 @@ def runs(inputs):
     root, fsdp = inputs["root"], {"strategy": "fsdp"}
     one = stage_specs(inputs, root / "one", 1, 2)
     one.append(variant(one[1], root / "one" / "sft-const", optim={"min_lr_ratio": 1.0}))
+    one.append(tied(variant(one[1], root / "one" / "sft-tied", eval_every=0), root))
     two = stage_specs(inputs, root / "two", 2, 1)
     resumed = root / "two" / "sft-fsdp-resume"
     two += [variant(two[1], root / "two" / "sft-fsdp", distributed=fsdp),
             variant(two[1], resumed, optim={"min_lr_ratio": 1.0}, distributed=fsdp, max_steps=2, save_every=1),
-            variant(two[1], resumed, resume=True, optim={"min_lr_ratio": 1.0}, distributed=fsdp, save_every=1)]
+            variant(two[1], resumed, resume=True, optim={"min_lr_ratio": 1.0}, distributed=fsdp, save_every=1),
+            tied(variant(two[1], root / "two" / "sft-fsdp-tied", eval_every=0, distributed=fsdp), root)]
     alone = launch(one, root / "one.json", 1)
     finish(alone)  # one at a time: the machine may have 2 cores
     log = finish(launch(two, root / "two.json", 2))
@@ -191,10 +203,18 @@ def test_fsdp2_saves_a_folder_from_pretrained_loads_with_the_single_process_weig
     one, two, log = runs
     assert "fsdp over 2 processes" in log
     model = AutoModelForCausalLM.from_pretrained(two / "sft-fsdp")
-    assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr() or \
-        not model.config.tie_word_embeddings
+    assert type(model).__name__ == "LlamaForCausalLM"
     assert losses(one, "sft") == pytest.approx(losses(two, "sft-fsdp"), rel=1e-4, abs=1e-6)
     assert_same_weights(one / "sft", two / "sft-fsdp")
+
+
+def test_fsdp2_keeps_tied_embeddings_tied(runs):
+    from transformers import AutoModelForCausalLM
+    one, two, _ = runs
+    model = AutoModelForCausalLM.from_pretrained(two / "sft-fsdp-tied")
+    assert model.config.tie_word_embeddings and model.lm_head.weight is model.model.embed_tokens.weight
+    assert losses(one, "sft-tied") == pytest.approx(losses(two, "sft-fsdp-tied"), rel=1e-4, abs=1e-6)
+    assert_same_weights(one / "sft-tied", two / "sft-fsdp-tied")
 
 
 def test_an_fsdp2_checkpoint_resumes_to_the_uninterrupted_result(runs):
