@@ -35,6 +35,17 @@ def tokenizer(tokenizer_dir):
     return load_tokenizer(tokenizer_dir)
 
 
+def write_task_files(folder: Path, tasks: dict) -> Path:
+    """One task JSON per entry of {name: (kind, cluster, metric, instructions, labels, [(input, output)])}."""
+    import json
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, (kind, cluster, metric, instructions, labels, examples) in tasks.items():
+        (folder / f"{name}.json").write_text(json.dumps({
+            "name": name, "kind": kind, "cluster": cluster, "metric": metric, "instructions": instructions,
+            "labels": labels, "examples": [{"input": i, "output": o} for i, o in examples]}))
+    return folder
+
+
 def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300):
     """Run `python -m instructgpt ARGS` in a subprocess; returns CompletedProcess."""
     import subprocess

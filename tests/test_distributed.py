@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import ROOT
+from conftest import ROOT, write_task_files
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
                                 reason="needs torch.distributed with gloo")
@@ -65,11 +65,7 @@ def inputs(tmp_path_factory, tokenizer, corpus_file):
     torch.nn.init.normal_(rm.score.weight, std=0.5)
     save_hf_folder(root / "rm", rm, tokenizer, "")
     files = root / "task_files"
-    files.mkdir()
-    for name, (kind, cluster, metric, instructions, labels, examples) in TASKS.items():
-        (files / f"{name}.json").write_text(json.dumps({
-            "name": name, "kind": kind, "cluster": cluster, "metric": metric, "instructions": instructions,
-            "labels": labels, "examples": [{"input": i, "output": o} for i, o in examples]}))
+    write_task_files(files, TASKS)
     words = "apple pear plum fig kiwi lime".split()
     with open(root / "rankings.jsonl", "w") as f:
         for i in range(16):

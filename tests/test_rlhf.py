@@ -6,6 +6,7 @@ import json
 import pytest
 import torch
 
+from conftest import write_task_files
 from instructgpt.checkpoint import save_hf_folder
 from instructgpt.config import ComparisonsConfig, DPOConfig, ModelConfig, PPOConfig, RewardConfig, TasksConfig
 from instructgpt.data.comparisons import load_comparisons
@@ -26,11 +27,7 @@ TRAIN = {"log_every": 1, "save_every": 2, "progress": False}
 def run_dir(tmp_path_factory, tokenizer, corpus_file):
     root = tmp_path_factory.mktemp("rl")
     files = root / "task_files"
-    files.mkdir()
-    for name, (kind, cluster, metric, instructions, labels, examples) in TASKS.items():
-        (files / f"{name}.json").write_text(json.dumps({
-            "name": name, "kind": kind, "cluster": cluster, "metric": metric, "instructions": instructions,
-            "labels": labels, "examples": [{"input": i, "output": o} for i, o in examples]}))
+    write_task_files(files, TASKS)
     tasks.run(TasksConfig(out=str(root / "tasks"), builtin=False, files=[str(files)], held_out_clusters=[],
                           n_train=30, n_val=8, n_test=6, corpus_mb=0))
     torch.manual_seed(0)

@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+from conftest import write_task_files
 from instructgpt.checkpoint import save_hf_folder
 from instructgpt.config import ModelConfig, SFTConfig
 from instructgpt.models.build import build_model, load_model
@@ -26,10 +27,7 @@ TASKS = {
 @pytest.fixture(scope="module")
 def task_files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tasks")
-    for name, (kind, cluster, metric, instructions, labels, examples) in TASKS.items():
-        (folder / f"{name}.json").write_text(json.dumps({
-            "name": name, "kind": kind, "cluster": cluster, "metric": metric, "instructions": instructions,
-            "labels": labels, "examples": [{"input": i, "output": o} for i, o in examples]}))
+    write_task_files(folder, TASKS)
     return folder
 
 
