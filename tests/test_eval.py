@@ -60,11 +60,13 @@ def test_eval_scores_task_files_it_has_never_seen_zero_shot(tmp_path, model_dir,
     assert mine["win_rate"] == 0.5  # the baseline against itself
 
 
-def test_eval_errors_name_the_problem(tmp_path, model_dir):
-    result = run_cli("eval", str(model_dir), "--out", str(tmp_path))
-    assert result.returncode != 0 and "no tasks" in result.stderr
-    result = run_cli("eval", str(tmp_path / "missing"), "--tasks", str(tmp_path / "x.json"))
-    assert result.returncode != 0 and "error:" in result.stderr and "Traceback" not in result.stderr
+def test_eval_errors_name_the_problem(tmp_path, model_dir, capsys):
+    from instructgpt.cli import main  # in-process: the same exit code and stderr as the command
+    assert main(["eval", str(model_dir), "--out", str(tmp_path)]) != 0
+    assert "no tasks" in capsys.readouterr().err
+    assert main(["eval", str(tmp_path / "missing"), "--tasks", str(tmp_path / "x.json")]) != 0
+    err = capsys.readouterr().err
+    assert "error:" in err and "Traceback" not in err
 
 
 def test_task_files_become_held_out_tasks_whose_every_example_is_a_test(task_files):

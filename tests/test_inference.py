@@ -157,10 +157,11 @@ def test_terminal_chat_keeps_the_conversation_and_resets(engine):
     assert text.count(f"{engine.name}> ") == 3 and "(conversation cleared)" in text
 
 
-def test_generate_command_prints_the_reply(chat_model_dir):
+def test_generate_command_prints_the_reply(chat_model_dir, capsys):
     result = run_cli("generate", str(chat_model_dir), "hello", "--chat", "--max-tokens", "4")
     assert result.returncode == 0, result.stderr
     expected = instructgpt.load(chat_model_dir).chat([{"role": "user", "content": "hello"}], max_new_tokens=4).text
     assert result.stdout == expected + "\n"
-    bad = run_cli("generate", str(chat_model_dir), "hello", "--temperature", "-2")
-    assert bad.returncode != 0 and bad.stderr.strip().splitlines()[-1].startswith("error: temperature must be")
+    from instructgpt.cli import main  # in-process: the same exit code and stderr as the command
+    assert main(["generate", str(chat_model_dir), "hello", "--temperature", "-2"]) != 0
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("error: temperature must be")
