@@ -63,3 +63,29 @@ def test_kill_during_checkpoint_write_leaves_no_valid_looking_checkpoint(tmp_pat
     assert latest_checkpoint(root).name == "step-1"
     save_checkpoint(root, 3, torch.nn.Linear(256, 256), {"step": 3})
     assert not any(n.startswith(".step-2.tmp-") for n in os.listdir(root))  # cleaned on next save
+
+
+def test_a_flipped_byte_fails_the_checksum_and_the_checkpoint_is_skipped_with_a_message(tmp_path, capsys):
+    model = small_model()
+    save_checkpoint(tmp_path, 1, model, {"step": 1})
+    save_checkpoint(tmp_path, 2, model, {"step": 2})
+    weights = tmp_path / "step-2" / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF  # same size: only the checksum can tell
+    weights.write_bytes(bytes(data))
+    assert latest_checkpoint(tmp_path).name == "step-1"
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'step-2'}: incomplete or corrupt checkpoint: model.safetensors does not match its " \
+           f"SHA-256 in the manifest; skipped" in err
+
+
+def test_retention_never_removes_the_only_valid_checkpoint(tmp_path):
+    """A leftover step-9 without a manifest (an older run's partial write) outranks the new step-6
+    by number; keep=1 must still keep step-6, the only checkpoint that loads."""
+    (tmp_path / "step-9").mkdir(parents=True)
+    (tmp_path / "step-9" / "model.safetensors").write_bytes(b"partial")
+    model = small_model()
+    save_checkpoint(tmp_path, 5, model, {"step": 5}, keep=1)
+    save_checkpoint(tmp_path, 6, model, {"step": 6}, keep=1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step-6", "step-9"]
+    assert latest_checkpoint(tmp_path).name == "step-6"

@@ -91,3 +91,55 @@ def test_a_swallowed_ctrl_c_still_stops_training_at_the_next_step():
         interrupt.check()
     interrupt.reset()
     interrupt.check()  # cleared: nothing raised
+
+
+def nan_at(steps: set[int], tmp_path, max_steps: int, max_bad: int = 3):
+    """Train TinyLM with a loss that is NaN at optimizer steps `steps` (1-based); returns weights
+    after every step, the fit result (or the error) and the logged metrics."""
+    from dataclasses import dataclass
+    from instructgpt.config import UserError
+
+    @dataclass
+    class TaskBatch(LMBatch):
+        tasks: tuple = ("parity", "colour")
+
+    ids, labels = data()
+    model, seen, calls = TinyLM(), [], []
+
+    def step_fn(m, b):
+        calls.append(1)
+        loss = causal_lm_loss(m(b.input_ids), b.labels)[0]
+        return (loss * float("nan") if len(calls) in steps else loss), b.input_ids.numel()
+
+    def after_step(step, sums):
+        seen.append([p.detach().clone() for p in model.parameters()])
+        return {}
+
+    cfg = TrainConfig(max_steps=max_steps, batch_size=8, device="cpu", progress=False, log_every=1, save_every=1,
+                      max_bad_steps=max_bad)
+    logger = MetricsLogger(tmp_path / "m.jsonl")
+    try:
+        result = fit(model, step_fn, lambda step: [TaskBatch(ids, labels)], cfg, OptimConfig(lr=0.05, warmup_steps=0),
+                     tmp_path / "run", logger, after_step=after_step)
+    except UserError as e:
+        result = e
+    logger.close()
+    return seen, result, read_metrics(tmp_path / "m.jsonl")
+
+
+def test_a_non_finite_step_is_skipped_and_counted(tmp_path):
+    seen, result, metrics = nan_at({2}, tmp_path, 4)
+    assert result.skipped_steps == 1 and result.step == 4
+    assert all(torch.equal(a, b) for a, b in zip(seen[0], seen[1]))       # step 2 changed nothing
+    assert not all(torch.equal(a, b) for a, b in zip(seen[1], seen[2]))   # step 3 trained again
+    assert [r["train/skipped_steps"] for r in metrics] == [0, 1, 1, 1]
+    assert all(torch.isfinite(p).all() for p in seen[-1])
+
+
+def test_non_finite_steps_in_a_row_stop_naming_the_step_and_tasks_and_keep_the_good_checkpoint(tmp_path):
+    from instructgpt.checkpoint import latest_checkpoint
+    _, error, _ = nan_at({2, 3, 4, 5}, tmp_path, 8, max_bad=3)
+    message = str(error)
+    assert "3 steps in a row had a non-finite loss or gradient, the last step 4 (tasks: colour, parity)" in message
+    assert f"The last good checkpoint is {tmp_path / 'run' / 'checkpoints' / 'step-1'}" in message
+    assert latest_checkpoint(tmp_path / "run" / "checkpoints").name == "step-1"

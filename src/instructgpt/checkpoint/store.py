@@ -1,6 +1,7 @@
 """Atomic checkpoints (`checkpoints/step-N/`) and final HF model folders with a completion mark."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -15,6 +16,7 @@ from safetensors.torch import load_model, save_model
 
 from instructgpt.config.errors import UserError
 from instructgpt.utils.io import atomic_dir, atomic_write_json, atomic_write_text, clean_stale_tmp
+from instructgpt.utils.logging import info
 
 STEP_DIR = re.compile(r"^step-(\d+)$")
 COMPLETE = "complete.json"  # written last into a stage folder: its presence means the output is whole
@@ -35,8 +37,10 @@ def save_checkpoint(root: str | Path, step: int, model: torch.nn.Module, trainer
                     keep: int = 2) -> Path:
     """Write `root/step-N/` in one rename: weights (safetensors), optimizer/scheduler/RNG, manifest.
 
-    The manifest, written last inside the temp folder, lists every file's size; a folder
-    without it, or with a file of another size, is not a valid checkpoint.
+    The manifest, written last inside the temp folder, lists every file's size and SHA-256; a
+    folder without it, or with a file of another size or content, is not a valid checkpoint.
+    Retention keeps the newest `keep` valid checkpoints and removes only what is older than
+    them, so it never removes the only valid one (e.g. beside an invalid step-N of a higher N).
     """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -45,11 +49,26 @@ def save_checkpoint(root: str | Path, step: int, model: torch.nn.Module, trainer
     with atomic_dir(target) as tmp:
         save_model(unwrap(model), str(tmp / "model.safetensors"))
         torch.save(trainer_state, tmp / "trainer_state.pt")
-        files = {p.name: p.stat().st_size for p in tmp.iterdir()}
+        files = {p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in tmp.iterdir()}
         atomic_write_json(tmp / "manifest.json", {"step": step, "files": files})
-    for old in sorted(list_checkpoints(root))[:-keep]:
-        shutil.rmtree(old[1], ignore_errors=True)
+    _prune(root, keep)
     return target
+
+
+def _prune(root: Path, keep: int) -> None:
+    found = list_checkpoints(root)
+    kept = [(step, path) for step, path in reversed(found) if checkpoint_problem(path, checksums=False) is None][:keep]
+    if not kept:
+        return
+    oldest_kept = min(step for step, _ in kept)
+    for step, path in found:
+        if step < oldest_kept:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def list_checkpoints(root: Path) -> list[tuple[int, Path]]:
@@ -59,27 +78,49 @@ def list_checkpoints(root: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def is_valid_checkpoint(path: Path) -> bool:
+def checkpoint_problem(path: Path, checksums: bool = True) -> str | None:
+    """None for a whole checkpoint, else what is wrong with it: no manifest, a missing file, a
+    size or (with `checksums`) a SHA-256 that differs from the manifest's."""
     try:
         manifest = json.loads((path / "manifest.json").read_text())
-        return all((path / name).stat().st_size == size for name, size in manifest["files"].items())
-    except (OSError, ValueError, KeyError):
-        return False
+        files = manifest["files"]
+    except FileNotFoundError:
+        return "no manifest.json (a partial write)"
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        return f"unreadable manifest.json ({e})"
+    for name, expected in files.items():
+        expected = expected if isinstance(expected, dict) else {"bytes": expected}  # manifests before checksums
+        file = path / name
+        if not file.is_file():
+            return f"{name} is missing"
+        if file.stat().st_size != expected["bytes"]:
+            return f"{name} has {file.stat().st_size} bytes, the manifest says {expected['bytes']}"
+        if checksums and "sha256" in expected and _sha256(file) != expected["sha256"]:
+            return f"{name} does not match its SHA-256 in the manifest"
+    return None
+
+
+def is_valid_checkpoint(path: Path) -> bool:
+    return checkpoint_problem(path) is None
 
 
 def latest_checkpoint(root: str | Path) -> Path | None:
-    """The newest valid `step-N` folder, skipping any that fail the manifest check."""
+    """The newest whole `step-N` folder; each newer one that fails the manifest check (sizes and
+    SHA-256) is skipped with a message."""
     for _, path in reversed(list_checkpoints(Path(root))):
-        if is_valid_checkpoint(path):
+        problem = checkpoint_problem(path)
+        if problem is None:
             return path
+        info(f"{path}: incomplete or corrupt checkpoint: {problem}; skipped")
     return None
 
 
 def load_checkpoint(path: str | Path, model: torch.nn.Module) -> dict[str, Any]:
     """Load weights into `model`; return the trainer state (optimizer, scheduler, RNG, step)."""
     path = Path(path)
-    if not is_valid_checkpoint(path):
-        raise UserError(f"{path}: incomplete or corrupt checkpoint (manifest check failed); delete it")
+    problem = checkpoint_problem(path, checksums=False)  # latest_checkpoint verified the checksums
+    if problem is not None:
+        raise UserError(f"{path}: incomplete or corrupt checkpoint ({problem}); delete it")
     load_model(unwrap(model), str(path / "model.safetensors"))
     return torch.load(path / "trainer_state.pt", weights_only=False)
 

@@ -56,6 +56,9 @@ class TrainConfig(StrictConfig):
     keep_checkpoints: int = Field(2, gt=0, description="newest checkpoints kept on disk")
     log_every: int = Field(10, gt=0)
     progress: bool = Field(True, description="show a tqdm progress bar")
+    max_bad_steps: int = Field(3, ge=1, description="a step whose loss or gradient norm is not finite is skipped "
+                               "(no update) and counted; this many in a row stop training, keeping the last good "
+                               "checkpoint")
     distributed: DistributedConfig = DistributedConfig()
 
 

@@ -22,14 +22,15 @@ class SFTBatch:
     attention_mask: torch.Tensor  # (B, T) long 1/0 when padded; (B, 1, T, T) additive float when packed
     example_index: torch.Tensor   # (B, T) long, the step-level index of the example at each position
     weights: torch.Tensor | None = None  # (E,) float, step-level loss weight of each example (objectives/sft.py)
+    tasks: tuple[str, ...] = ()          # names of the tasks in this micro-batch (for messages)
 
     @property
     def num_loss_tokens(self) -> int:
         return int((self.labels[:, 1:] != IGNORE_INDEX).sum())
 
     def to(self, device: torch.device) -> "SFTBatch":
-        return replace(self, **{k: getattr(self, k).to(device) for k in self.__dataclass_fields__
-                                if getattr(self, k) is not None})
+        return replace(self, **{k: v.to(device) for k in self.__dataclass_fields__
+                                if isinstance(v := getattr(self, k), torch.Tensor)})
 
 
 def _labels(ids: Sequence[int], mask: Sequence[bool]) -> list[int]:

@@ -148,7 +148,8 @@ def build_step(step: list[list[Key]], encoded: dict[str, list], task_ids: dict[s
         tokens = torch.tensor(dist.all_reduce_sum(tokens.tolist()), dtype=torch.long)
     tasks = torch.tensor([task_ids[task] for keys in step for task, _ in keys])
     weights = STEP_WEIGHTS[Reduction(cfg.reduction)](tasks, tokens)
-    return [SFTBatch(**{**b.__dict__, "weights": weights}) for b in batches]
+    names = [tuple(sorted({task for task, _ in step[m]})) for m in dist.local(len(step))]
+    return [SFTBatch(**{**b.__dict__, "weights": weights, "tasks": n}) for b, n in zip(batches, names)]
 
 
 def _test_scores(cfg: SFTConfig, model, tokenizer, tasks: list[TaskData], who: str) -> dict[str, float]:

@@ -7,7 +7,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, NamedTuple, Protocol
 
 import torch
 
@@ -47,6 +47,7 @@ class FitResult:
     # model itself in one process or under DDP; gathered from the shards under FSDP2. None on
     # every rank but 0: only rank 0 goes on after `fit`.
     model: torch.nn.Module | None = None
+    skipped_steps: int = 0  # steps without an update: their loss or gradient norm was not finite
 
 
 def fit(model: torch.nn.Module, step_fn: StepFn, batches_for_step: Callable[[int], list[Batch]],
@@ -107,21 +108,30 @@ def fit(model: torch.nn.Module, step_fn: StepFn, batches_for_step: Callable[[int
     bar = tqdm(total=train.max_steps, initial=result.step, desc=desc, disable=not (train.progress and dist.is_main()),
                dynamic_ncols=True)
     window_tokens, window_s = 0, 0.0  # training time only: evaluation and saving excluded
+    bad_in_row = 0  # consecutive steps skipped for a non-finite loss or gradient
     try:
         for step in range(result.step, train.max_steps):
             interrupt.check()
             started = time.perf_counter()
-            loss, loss_tokens, processed, grad_norm, sums = train_step(
-                model, step_fn, batches_for_step(step), optimizer, train, optim.grad_clip, device, parallel)
+            micro_batches = batches_for_step(step)
+            outcome = train_step(model, step_fn, micro_batches, optimizer, train, optim.grad_clip, device, parallel)
+            loss, loss_tokens, processed, grad_norm, sums = outcome[:5]
             scheduler.step()
             window_s += time.perf_counter() - started
             result.step = done = step + 1
             window_tokens += processed
+            if outcome.skipped:
+                bad_in_row, result.skipped_steps = bad_in_row + 1, result.skipped_steps + 1
+                _check_bad_steps(bad_in_row, train.max_bad_steps, done, loss, grad_norm, micro_batches, ckpt_root,
+                                 desc, bar)
+            else:
+                bad_in_row = 0
             extra = after_step(done, sums) if after_step else {}
             if done % train.log_every == 0 or done == train.max_steps:
                 metrics = {**extra, "train/loss": loss, "train/lr": scheduler.get_last_lr()[0],
                            "train/grad_norm": grad_norm, "train/loss_tokens": loss_tokens,
-                           "train/tokens_per_s": window_tokens / max(window_s, 1e-9)}
+                           "train/tokens_per_s": window_tokens / max(window_s, 1e-9),
+                           "train/skipped_steps": result.skipped_steps}
                 if peak:
                     # tokens/s counts every rank's tokens; the peak is one device's
                     metrics["train/mfu"] = mfu(flops_per_token, metrics["train/tokens_per_s"] / parallel.world, peak)
@@ -135,7 +145,8 @@ def fit(model: torch.nn.Module, step_fn: StepFn, batches_for_step: Callable[[int
                 logger.log(done, result.last_eval)
                 if dist.is_main():
                     bar.write(f"{desc} step {done}: " + ", ".join(f"{k}={v:.4f}" for k, v in result.last_eval.items()))
-            if (train.save_every and done % train.save_every == 0) or last:
+            if ((train.save_every and done % train.save_every == 0) or last) and not bad_in_row:
+                # no checkpoint during a run of skipped steps: the newest one stays a good step's
                 _save(parallel, ckpt_root, done, optimizer, scheduler, train.keep_checkpoints)
             bar.update(1)
     except Exception as e:
@@ -179,12 +190,20 @@ def _lost_rank(e: BaseException) -> bool:
         isinstance(e, RuntimeError) and any(k in text for k in ("gloo", "NCCL", "Connection", "timed out", "Timed out")))
 
 
+class StepOutcome(NamedTuple):
+    loss: float             # mean loss per loss token (or the step's weighted loss)
+    loss_tokens: int
+    tokens: int             # tokens processed
+    grad_norm: float
+    sums: dict[str, float]  # step_fn statistics summed over the micro-batches (and ranks)
+    skipped: bool           # the loss or the gradient norm was not finite: no update was made
+
+
 def train_step(model, step_fn: StepFn, micro_batches: list, optimizer, train: TrainConfig,
-               grad_clip: float, device: torch.device, parallel: Parallel | None = None
-               ) -> tuple[float, int, int, float, dict[str, float]]:
-    """One optimizer step over the micro-batches: (mean loss per token, loss tokens, tokens, grad norm,
-    step_fn statistics summed over the micro-batches). Under torchrun the micro-batches are this
-    rank's; counts, the loss and the statistics returned are the global step's."""
+               grad_clip: float, device: torch.device, parallel: Parallel | None = None) -> StepOutcome:
+    """One optimizer step over the micro-batches. Under torchrun the micro-batches are this rank's;
+    counts, the loss and the statistics returned are the global step's. A step whose loss or
+    gradient norm is not finite changes no weight and no optimizer state (`skipped`)."""
     parallel = parallel or Parallel(model, step_fn, None, device)
     model.train()
     loss_tokens = int(dist.all_reduce_sum([sum(b.num_loss_tokens for b in micro_batches)])[0])
@@ -204,14 +223,29 @@ def train_step(model, step_fn: StepFn, micro_batches: list, optimizer, train: Tr
     if dist.active():
         total, processed = dist.all_reduce_sum([total, processed])
         sums = dist.sum_stats(sums)
-    if not math.isfinite(total):
-        raise FloatingPointError(f"loss is {total}; lower optim.lr or use precision=fp32")
     params = [p for p in model.parameters() if p.grad is not None]
     # max_norm=inf measures the norm without clipping
     grad_norm = parallel.clip(params, grad_clip if grad_clip > 0 else math.inf)
-    optimizer.step()
+    skipped = not (math.isfinite(total) and math.isfinite(grad_norm))  # the same on every rank
+    if not skipped:
+        optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    return total / divisor, loss_tokens, int(processed), grad_norm, sums
+    return StepOutcome(total / divisor, loss_tokens, int(processed), grad_norm, sums, skipped)
+
+
+def _check_bad_steps(in_row: int, limit: int, step: int, loss: float, grad_norm: float, micro_batches: list,
+                     ckpt_root: Path, desc: str, bar) -> None:
+    """Report a skipped step; stop after `limit` in a row, naming the step and its tasks."""
+    tasks = sorted({t for b in micro_batches for t in (getattr(b, "tasks", None) or ())})
+    where = f"step {step}" + (f" (tasks: {', '.join(tasks)})" if tasks else "")
+    if dist.is_main():
+        bar.write(f"{desc}: {where}: loss {loss}, gradient norm {grad_norm}: skipped, no update "
+                  f"({in_row} in a row)")
+    if in_row >= limit:
+        last = latest_checkpoint(ckpt_root)
+        raise UserError(f"{desc}: {in_row} steps in a row had a non-finite loss or gradient, the last {where}; "
+                        f"training stopped. The last good checkpoint is {last or 'none (none was saved yet)'}; "
+                        f"lower optim.lr, use train.precision=fp32 or check those tasks' data")
 
 
 @torch.no_grad()
