@@ -139,6 +139,9 @@ def save_hf_folder(out: str | Path, model: torch.nn.Module, tokenizer, run_yaml:
         atomic_write_text(tmp / "run.yaml", run_yaml)
         for f in tmp.iterdir():
             os.replace(f, out / f.name)
+    except OSError as e:  # a full disk: no complete.json, so the folder never looks finished
+        raise UserError(f"{out}: could not write the model folder ({e.strerror or e}); it is not marked "
+                        f"complete. Free space and rerun the stage (checkpoints are kept)") from e
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -21,6 +21,7 @@ from instructgpt.stages.sft import answer_nll
 from instructgpt.tokenizer.train import load_tokenizer
 from instructgpt.train import fit
 from instructgpt.utils import dist
+from instructgpt.utils.io import require_writable
 from instructgpt.utils.logging import MetricsLogger, info
 
 Encoded = tuple[list[int], list[bool]]
@@ -47,6 +48,7 @@ def run(cfg: DPOConfig, resume: bool = False) -> Path:
     require(cfg.model, "path")
     dist.setup(cfg.train.distributed)
     out = Path(cfg.out)
+    require_writable(out)  # before any work: not at the first checkpoint
     tokenizer = load_tokenizer(cfg.tokenizer or cfg.model.path)
     pairs = load_pairs(cfg, tokenizer)
     model = load_model(cfg.model.path)

@@ -27,6 +27,7 @@ from instructgpt.tokenizer.chat import stop_ids
 from instructgpt.tokenizer.train import load_tokenizer
 from instructgpt.train import fit
 from instructgpt.utils import dist
+from instructgpt.utils.io import require_writable
 from instructgpt.utils.logging import MetricsLogger, info
 
 
@@ -94,6 +95,7 @@ def run(cfg: PPOConfig, resume: bool = False) -> Path:
         raise UserError(f"ppo: minibatches ({cfg.minibatches}) is more than rollout_batch ({cfg.rollout_batch}); "
                         f"a minibatch needs at least one response: lower minibatches or raise rollout_batch")
     out = Path(cfg.out)
+    require_writable(out)  # before any work: not at the first checkpoint
     tokenizer = load_tokenizer(cfg.tokenizer or cfg.model.path)
     prompts, tasks = _load_prompts(cfg, tokenizer)
     policy, ref = load_model(cfg.model.path), load_model(cfg.model.path).requires_grad_(False)

@@ -17,6 +17,7 @@ from instructgpt.tokenizer.train import load_tokenizer
 from instructgpt.train import fit
 from instructgpt.train.flops import training_flops_per_token
 from instructgpt.utils import dist
+from instructgpt.utils.io import require_writable
 from instructgpt.utils.logging import MetricsLogger, info
 from instructgpt.utils.seed import set_seed
 
@@ -29,6 +30,7 @@ def run(cfg: PretrainConfig, resume: bool = False) -> Path:
     check_config(cfg)
     dist.setup(cfg.train.distributed)
     out = Path(cfg.out)
+    require_writable(out)  # before any work: not at the first checkpoint
     tokenizer_path = cfg.tokenizer or cfg.model.path
     tokenizer = load_tokenizer(tokenizer_path)
     with dist.main_first():  # rank 0 tokenizes; the others read its shards

@@ -17,6 +17,7 @@ from instructgpt.stages.judge import reward_of, save_output
 from instructgpt.tokenizer.train import load_tokenizer
 from instructgpt.train import fit
 from instructgpt.utils import dist
+from instructgpt.utils.io import require_writable
 from instructgpt.utils.logging import MetricsLogger, info
 
 
@@ -25,6 +26,7 @@ def run(cfg: RewardConfig, resume: bool = False) -> Path:
     require(cfg.model, "path")
     dist.setup(cfg.train.distributed)
     out = Path(cfg.out)
+    require_writable(out)  # before any work: not at the first checkpoint
     tokenizer = load_tokenizer(cfg.tokenizer or cfg.model.path)
     train, evals = load_sets(cfg.data, cfg.eval_data)
     model = load_score_model(cfg.model.path, new_head=True)

@@ -25,7 +25,7 @@ from instructgpt.tokenizer.train import load_tokenizer
 from instructgpt.train import fit
 from instructgpt.train.flops import training_flops_per_token
 from instructgpt.utils import IGNORE_INDEX, dist
-from instructgpt.utils.io import atomic_dir, atomic_write_text
+from instructgpt.utils.io import atomic_dir, atomic_write_text, require_writable
 from instructgpt.utils.logging import MetricsLogger, info
 
 Key = tuple[str, int]  # (task, index of its training example)
@@ -41,6 +41,7 @@ def run(cfg: SFTConfig, resume: bool = False) -> Path:
         return sft_heads.run(cfg, tasks, resume)
     require(cfg.model, "path")
     out = Path(cfg.out)
+    require_writable(out)  # before any work: not at the first checkpoint
     tokenizer = load_tokenizer(cfg.tokenizer or cfg.model.path)
     model = load_model(cfg.model.path)
     held_in = [t for t in tasks if not t.held_out]

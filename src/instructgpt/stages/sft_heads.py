@@ -22,7 +22,7 @@ from instructgpt.objectives.sft import STEP_WEIGHTS, Reduction
 from instructgpt.tokenizer.train import load_tokenizer
 from instructgpt.train import fit
 from instructgpt.utils import dist
-from instructgpt.utils.io import atomic_write_json
+from instructgpt.utils.io import atomic_write_json, require_writable
 from instructgpt.utils.device import resolve_device
 from instructgpt.utils.logging import MetricsLogger, info
 from instructgpt.utils.seed import set_seed
@@ -77,6 +77,7 @@ def run(cfg: SFTConfig, tasks: list[TaskData], resume: bool = False) -> Path:
     require(cfg, "out")
     dist.setup(cfg.train.distributed)
     out = Path(cfg.out)
+    require_writable(out)  # before any work: not at the first checkpoint
     head_tasks = classification_tasks(tasks)
     tokenizer_path = cfg.tokenizer or cfg.heads.path
     if not tokenizer_path:

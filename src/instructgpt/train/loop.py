@@ -19,6 +19,7 @@ from instructgpt.train.optim import build_optimizer, build_scheduler
 from instructgpt.train.parallel import Parallel
 from instructgpt.utils import dist, interrupt
 from instructgpt.utils.device import autocast, resolve_device
+from instructgpt.utils.io import require_writable
 from instructgpt.utils.logging import MetricsLogger, info
 from instructgpt.utils.seed import get_rng_state, set_rng_state, set_seed
 
@@ -71,6 +72,7 @@ def fit(model: torch.nn.Module, step_fn: StepFn, batches_for_step: Callable[[int
     (into a folder every rank can read, for --resume).
     """
     dist.setup(train.distributed)
+    require_writable(out_dir)
     device = resolve_device(train.device)
     train = train.model_copy(update={"precision": resolve_precision(device, train.precision)})
     set_seed(train.seed)
@@ -172,8 +174,14 @@ def _save(parallel: Parallel, root: Path, step: int, optimizer, scheduler, keep:
     state = {"step": step, "optimizer": parallel.optimizer_state(optimizer), "scheduler": scheduler.state_dict(),
              "rng": get_rng_state(), "strategy": parallel.strategy}
     plain = parallel.plain_model()
-    if plain is not None:
+    if plain is None:
+        return
+    try:
         save_checkpoint(root, step, plain, state, keep=keep)
+    except OSError as e:  # a full disk, a lost mount: the half-written folder is already removed
+        raise UserError(f"could not write checkpoint step-{step} in {root} ({e.strerror or e}); the previous "
+                        f"checkpoint ({latest_checkpoint(root) or 'none'}) stays. Free space and rerun with "
+                        f"--resume") from e
 
 
 def _first_sentence(e: BaseException) -> str:

@@ -85,3 +85,19 @@ def clean_stale_tmp(folder: str | Path) -> None:
                 shutil.rmtree(p, ignore_errors=True)
             else:
                 p.unlink(missing_ok=True)
+
+
+def require_writable(folder: str | Path, key: str = "out") -> None:
+    """Fail before any work if `folder` cannot be created or written (a clear one-line error
+    instead of a crash at the first checkpoint)."""
+    from instructgpt.config.errors import UserError
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-", delete=True)
+        probe.write(b"x")
+        probe.flush()
+        probe.close()
+    except OSError as e:
+        raise UserError(f"{folder}: cannot write the output there ({e.strerror or e}); key {key}: choose "
+                        f"another folder or fix its permissions") from None
