@@ -65,3 +65,62 @@ def test_a_full_disk_at_the_final_folder_never_leaves_it_marked_complete(tmp_pat
                                         "marked complete"):
         save_hf_folder(out, model, None, "")
     assert not is_complete(out) and not list(out.glob(".final.tmp-*"))
+
+
+# ---- misuse: each a one-line error ------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def rankings(tmp_path_factory):
+    import json
+    path = tmp_path_factory.mktemp("rank") / "rankings.jsonl"
+    path.write_text("".join(json.dumps({"prompt": f"Say {w}.", "completions": [w, w.upper()], "ranking": [0, 1]}) + "\n"
+                            for w in ("yes", "no", "maybe")))
+    return path
+
+
+def test_a_tokenizer_from_another_model_is_refused(tmp_path, chat_model_dir, corpus_file, rankings):
+    from instructgpt.config import DPOConfig, TokenizerConfig
+    from instructgpt.stages import dpo, tokenizer
+    bigger = tokenizer.run(TokenizerConfig(out=str(tmp_path / "tok"), files=[str(corpus_file)], vocab_size=1500))
+    cfg = DPOConfig(out=str(tmp_path / "dpo"), model={"path": str(chat_model_dir)}, tokenizer=str(bigger),
+                    data=[{"path": str(rankings)}])
+    with pytest.raises(UserError, match=r"^dpo: .*tok with model .*tiny-chat: the tokenizer has 1,500 tokens but the "
+                                        r"model embeds 1,024: they come from different models; key tokenizer"):
+        dpo.run(cfg)
+
+
+def test_a_reward_model_where_a_policy_is_expected_is_refused(tmp_path, chat_model_dir, rankings):
+    from instructgpt.checkpoint import save_hf_folder
+    from instructgpt.config import DPOConfig
+    from instructgpt.models.reward import load_score_model
+    from instructgpt.stages import dpo
+    from instructgpt.tokenizer.train import load_tokenizer
+    rm = tmp_path / "rm"
+    save_hf_folder(rm, load_score_model(chat_model_dir, new_head=True), None, "")
+    with pytest.raises(UserError, match=r"rm: no tokenizer in this folder \(no tokenizer.json\); key tokenizer"):
+        dpo.run(DPOConfig(out=str(tmp_path / "dpo"), model={"path": str(rm)}, data=[{"path": str(rankings)}]))
+    load_tokenizer(chat_model_dir).save_pretrained(rm)
+    with pytest.raises(UserError, match=r"rm: a reward model \(LlamaForSequenceClassification\), not a policy; give a "
+                                        r"causal LM folder"):
+        dpo.run(DPOConfig(out=str(tmp_path / "dpo"), model={"path": str(rm)}, data=[{"path": str(rankings)}]))
+
+
+def test_a_gguf_of_an_unsupported_architecture_or_not_gguf_at_all_is_refused(tmp_path):
+    import gguf
+    import numpy as np
+    from instructgpt.models.importer import import_model
+    path = tmp_path / "madeup.gguf"
+    writer = gguf.GGUFWriter(str(path), "madeup")
+    writer.add_tensor("x", np.zeros(4, np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    with pytest.raises(UserError, match=r"madeup.gguf: a GGUF of architecture 'madeup', which cannot be imported "
+                                        r"\(supported: .*llama.*\)"):
+        import_model(str(path), tmp_path / "out")
+    junk = tmp_path / "junk.gguf"
+    junk.write_bytes(b"not a gguf at all" * 10)
+    with pytest.raises(UserError, match="junk.gguf: not a readable GGUF file"):
+        import_model(str(junk), tmp_path / "out")
+    assert not (tmp_path / "out").exists()

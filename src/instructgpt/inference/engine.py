@@ -12,7 +12,6 @@ A task-heads folder answers `classify` only; a reward model is refused with a on
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -70,24 +69,6 @@ def heads_cannot_generate(path: Path) -> UserError:
                      f"or load a causal LM folder such as runs/NAME/sft")
 
 
-def check_causal_lm(path: Path) -> None:
-    """A one-line error when the folder's config.json names a model that is not a causal LM (a reward
-    model, an encoder): loading it as one would make up an output head. A GGUF file is
-    `load_model`'s to refuse."""
-    config = path / "config.json"
-    if not config.is_file():
-        return
-    try:
-        architectures = json.loads(config.read_text()).get("architectures") or []
-    except json.JSONDecodeError as e:
-        raise UserError(f"{config}: not valid JSON ({e})") from None
-    if any(a.endswith("ForSequenceClassification") for a in architectures):
-        raise UserError(f"{path}: a reward model ({architectures[0]}), not a policy; serve or load a causal LM "
-                        f"folder such as runs/NAME/sft or runs/NAME/ppo")
-    if architectures and not any(a.endswith("ForCausalLM") for a in architectures):
-        raise UserError(f"{path}: {architectures[0]} is not a causal LM; generation needs a *ForCausalLM model")
-
-
 class Engine:
     """One model and its tokenizer, loaded once; thread-compatible (callers serialise decoding)."""
 
@@ -120,7 +101,6 @@ class Engine:
         if path.is_dir() and not (path / "config.json").is_file():
             raise UserError(f"{path}: neither a task-heads folder (heads.json) nor a model folder (config.json); "
                             f"give a folder written by a stage (runs/NAME/sft, ppo ...) or by `instructgpt import`")
-        check_causal_lm(path)
         model = load_model(path, "llama", dtype).to(resolve_device(device)).eval()
         tasks = load_tasks_json(path) if (path / TASKS_FILE).is_file() else {}
         return Engine(path, model, load_tokenizer(path), tasks)

@@ -43,11 +43,37 @@ def load_model(path: str | Path, arch: str = "llama", dtype: str = "float32") ->
         raise UserError(f"{path}: not a Hugging Face model folder (no config.json); key model.path")
     if dtype != "auto" and dtype not in DTYPES:
         raise UserError(f"unknown dtype '{dtype}' (use auto, {', '.join(DTYPES)})")
+    check_architecture(path, arch)
     from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
     from transformers.utils import logging as hf_logging
     hf_logging.disable_progress_bar()  # a "Loading weights" bar per model floods stage, eval and server logs
     auto = AutoModelForCausalLM if arch == "llama" else AutoModelForMaskedLM
     return auto.from_pretrained(str(path), dtype="auto" if dtype == "auto" else DTYPES[dtype])
+
+
+def check_architecture(path: Path, arch: str = "llama") -> None:
+    """A one-line error when config.json names a model of another kind: loading a reward model or an
+    encoder as a causal LM would make up an output head (transformers only warns)."""
+    import json
+    config = path / "config.json"
+    try:
+        architectures = json.loads(config.read_text()).get("architectures") or []
+    except (OSError, ValueError) as e:
+        raise UserError(f"{config}: not a readable JSON config ({e})") from None
+    wanted = "ForCausalLM" if arch == "llama" else "ForMaskedLM"
+    if any(a.endswith("ForSequenceClassification") for a in architectures):
+        raise UserError(f"{path}: a reward model ({architectures[0]}), not a policy; give a causal LM folder such "
+                        f"as runs/NAME/sft or runs/NAME/ppo (key model.path, or the model to serve)")
+    if architectures and not any(a.endswith(wanted) for a in architectures):
+        raise UserError(f"{path}: {architectures[0]} is not a *{wanted} model, which this needs (key model.path)")
+
+
+def check_tokenizer(model: torch.nn.Module, tokenizer, where: str) -> None:
+    """A tokenizer with ids beyond the model's embedding table belongs to another model."""
+    size = model.get_input_embeddings().num_embeddings
+    if len(tokenizer) > size:
+        raise UserError(f"{where}: the tokenizer has {len(tokenizer):,} tokens but the model embeds {size:,}: they "
+                        f"come from different models; key tokenizer (default: the model folder's own)")
 
 
 def pad_id(tokenizer) -> int:

@@ -78,8 +78,27 @@ def resolve_source(src: str) -> Path:
     return path
 
 
+def gguf_architecture(path: Path) -> str:
+    """`general.architecture` from a GGUF header; a one-line error for a file that is not GGUF or
+    names an architecture transformers cannot load."""
+    from gguf import GGUFReader
+    from transformers.integrations.ggml import GGUF_CONFIG_MAPPING
+    try:
+        field = GGUFReader(str(path)).fields["general.architecture"]
+        arch = bytes(field.parts[field.data[0]]).decode()
+    except (ValueError, KeyError, IndexError, OSError) as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise UserError(f"{path}: not a readable GGUF file ({reason})") from None
+    supported = sorted(a for a in GGUF_CONFIG_MAPPING if a not in ("general", "tokenizer"))
+    if arch not in supported:
+        raise UserError(f"{path}: a GGUF of architecture '{arch}', which cannot be imported (supported: "
+                        f"{', '.join(supported)})")
+    return arch
+
+
 def load_gguf(path: Path):
     """Dequantize a GGUF into a plain fp32 model with no `quantization_config`, plus its tokenizer."""
+    gguf_architecture(path)
     from transformers import AutoModelForCausalLM, AutoTokenizer
     tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
     loaded = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)

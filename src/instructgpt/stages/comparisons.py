@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from instructgpt.config import ComparisonsConfig, UserError, require
-from instructgpt.models.build import load_model
+from instructgpt.models.build import check_tokenizer, load_model
 from instructgpt.stages.judge import Prompt, fresh_split, load_tasks_dir, sample_texts, task_prompts
 from instructgpt.tasks.labeler import ORACLE, PROFILES, Labeler, agreement_with_oracle
 from instructgpt.tokenizer.train import load_tokenizer
@@ -28,6 +28,7 @@ def run(cfg: ComparisonsConfig) -> Path:
     tasks = load_tasks_dir(cfg.tasks_dir)
     tokenizer = load_tokenizer(cfg.tokenizer or cfg.model.path)
     model = load_model(cfg.model.path)
+    check_tokenizer(model, tokenizer, f"comparisons: {cfg.tokenizer or cfg.model.path} with model {cfg.model.path}")
     set_seed(cfg.seed)
     stats = {}
     fresh = fresh_split(tasks)

@@ -12,7 +12,7 @@ from instructgpt.data.comparisons import load_comparisons
 from instructgpt.data.packing import SFTBatch, pad_batch, unpad_batch
 from instructgpt.data.prefix import TreeBatch, pair_trees
 from instructgpt.data.preference import encode_completion, encode_prompt, step_keys
-from instructgpt.models.build import count_parameters, load_model, pad_id
+from instructgpt.models.build import check_tokenizer, count_parameters, load_model, pad_id
 from instructgpt.models.parts import lm_parts
 from instructgpt.objectives.dpo import PREFERENCE_LOSSES
 from instructgpt.objectives.sft import example_losses_at
@@ -52,6 +52,7 @@ def run(cfg: DPOConfig, resume: bool = False) -> Path:
     tokenizer = load_tokenizer(cfg.tokenizer or cfg.model.path)
     pairs = load_pairs(cfg, tokenizer)
     model = load_model(cfg.model.path)
+    check_tokenizer(model, tokenizer, f"dpo: {cfg.tokenizer or cfg.model.path} with model {cfg.model.path}")
     pad = pad_id(tokenizer)
     info(f"dpo: {len(pairs):,} pairs ({cfg.pairs} pairs of each comparison), loss {cfg.loss}, β={cfg.beta}; "
          f"{count_parameters(model) / 1e6:.1f}M parameters; reference log-probs computed once")

@@ -15,7 +15,7 @@ from instructgpt.data.lm import LMBatch, step_rng
 from instructgpt.data.preference import encode_prompt
 from instructgpt.data.records import iter_jsonl, require_fields
 from instructgpt.data.shards import TokenShard, build_shards
-from instructgpt.models.build import count_parameters, load_model, pad_id
+from instructgpt.models.build import check_tokenizer, count_parameters, load_model, pad_id
 from instructgpt.models.parts import action_logprobs, lm_parts
 from instructgpt.models.reward import load_score_model
 from instructgpt.objectives.lm import causal_lm_loss
@@ -100,6 +100,9 @@ def run(cfg: PPOConfig, resume: bool = False) -> Path:
     prompts, tasks = _load_prompts(cfg, tokenizer)
     policy, ref = load_model(cfg.model.path), load_model(cfg.model.path).requires_grad_(False)
     reward_model = load_score_model(cfg.reward_model).requires_grad_(False)
+    check_tokenizer(policy, tokenizer, f"ppo: {cfg.tokenizer or cfg.model.path} with model {cfg.model.path}")
+    check_tokenizer(reward_model, tokenizer, f"ppo: {cfg.tokenizer or cfg.model.path} with reward_model "
+                                             f"{cfg.reward_model}")
     model = ActorCritic(policy, load_score_model(cfg.reward_model), cfg.ema_decay, cfg.beta)
     with dist.main_first():  # rank 0 tokenizes the pretraining corpus; the others read its shards
         ptx_shard = _ptx_shard(cfg, tokenizer, out) if cfg.ptx_coef > 0 else None

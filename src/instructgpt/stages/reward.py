@@ -10,7 +10,7 @@ from instructgpt.config import RewardConfig, UserError, dump_config, require
 from instructgpt.config.schema import PreferenceData
 from instructgpt.data.comparisons import Comparison, load_comparisons, pair_accuracy
 from instructgpt.data.preference import RewardBatch, reward_batch, step_keys
-from instructgpt.models.build import count_parameters, pad_id
+from instructgpt.models.build import check_tokenizer, count_parameters, pad_id
 from instructgpt.models.reward import batch_rewards, load_score_model
 from instructgpt.objectives.reward import ranking_loss
 from instructgpt.stages.judge import reward_of, save_output
@@ -30,6 +30,7 @@ def run(cfg: RewardConfig, resume: bool = False) -> Path:
     tokenizer = load_tokenizer(cfg.tokenizer or cfg.model.path)
     train, evals = load_sets(cfg.data, cfg.eval_data)
     model = load_score_model(cfg.model.path, new_head=True)
+    check_tokenizer(model, tokenizer, f"reward: {cfg.tokenizer or cfg.model.path} with model {cfg.model.path}")
     k = sum(len(c.completions) for c in train)
     info(f"reward: {len(train):,} training comparisons ({k:,} completions, "
          f"{sum(sum(1 for _ in c.pairs()) for c in train):,} pairs); eval sets: {', '.join(evals) or 'none'}; "

@@ -14,7 +14,7 @@ from instructgpt.config import SFTConfig, UserError, dump_config, require
 from instructgpt.data.mixing import iter_mixture
 from instructgpt.data.packing import SFTBatch, pack_batch, pad_batch, plan_micro_batches, unpad_batch
 from instructgpt.data.sft import TaskData, load_task_data, task_metadata
-from instructgpt.models.build import count_parameters, load_model, pad_id
+from instructgpt.models.build import check_tokenizer, count_parameters, load_model, pad_id
 from instructgpt.models.parts import lm_parts
 from instructgpt.objectives.linear_ce import linear_cross_entropy
 from instructgpt.objectives.sft import (STEP_WEIGHTS, Reduction, example_losses_at, loss_positions,
@@ -44,6 +44,7 @@ def run(cfg: SFTConfig, resume: bool = False) -> Path:
     require_writable(out)  # before any work: not at the first checkpoint
     tokenizer = load_tokenizer(cfg.tokenizer or cfg.model.path)
     model = load_model(cfg.model.path)
+    check_tokenizer(model, tokenizer, f"sft: {cfg.tokenizer or cfg.model.path} with model {cfg.model.path}")
     held_in = [t for t in tasks if not t.held_out]
     info(f"sft: {len(held_in)} held-in tasks ({sum(len(t.splits['train']) for t in held_in):,} examples), "
          f"{len(tasks) - len(held_in)} held out; {count_parameters(model) / 1e6:.1f}M parameters; "

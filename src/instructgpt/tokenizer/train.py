@@ -36,4 +36,7 @@ def load_tokenizer(path: str | Path):
     from transformers import AutoTokenizer
     if not Path(path).is_dir():
         raise UserError(f"{path}: tokenizer folder not found (run `instructgpt tokenizer` first)")
+    if not any((Path(path) / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json")):
+        raise UserError(f"{path}: no tokenizer in this folder (no tokenizer.json); key tokenizer: give the folder "
+                        f"of the model's tokenizer")
     return AutoTokenizer.from_pretrained(str(path))
