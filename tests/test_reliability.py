@@ -124,3 +124,83 @@ def test_a_gguf_of_an_unsupported_architecture_or_not_gguf_at_all_is_refused(tmp
     with pytest.raises(UserError, match="junk.gguf: not a readable GGUF file"):
         import_model(str(junk), tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+# ---- correctness traps ------------------------------------------------------------------------
+
+def tiny_llama(**kw):
+    from transformers import LlamaConfig
+    return LlamaConfig(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                       intermediate_size=64, max_position_embeddings=64, pad_token_id=0, **kw)
+
+
+def test_the_reward_is_read_at_the_last_real_token_under_left_and_right_padding():
+    from transformers import LlamaForSequenceClassification
+    from instructgpt.models.reward import sequence_rewards
+    torch.manual_seed(0)
+    rm = LlamaForSequenceClassification(tiny_llama(num_labels=1)).eval()
+    rows = [[5, 9, 3, 7, 2], [4, 8, 2], [6, 2]]  # 2 = end of text, also a tempting pad id
+    alone = torch.stack([sequence_rewards(rm, torch.tensor([r]), torch.ones(1, len(r), dtype=torch.long))[0]
+                         for r in rows])
+    for pad in (0, 2):  # a pad token equal to EOS must not move the read position
+        right = torch.full((3, 5), pad)
+        left = torch.full((3, 5), pad)
+        mask_right, mask_left = torch.zeros(3, 5, dtype=torch.long), torch.zeros(3, 5, dtype=torch.long)
+        for i, r in enumerate(rows):
+            right[i, :len(r)], mask_right[i, :len(r)] = torch.tensor(r), 1
+            left[i, 5 - len(r):], mask_left[i, 5 - len(r):] = torch.tensor(r), 1
+        with torch.no_grad():
+            assert torch.allclose(sequence_rewards(rm, right, mask_right), alone, atol=1e-5)
+            assert torch.allclose(sequence_rewards(rm, left, mask_left), alone, atol=1e-5)
+    assert len(set(alone.tolist())) == 3  # distinct scores: reading the wrong position would show
+
+
+def test_packed_examples_never_attend_to_each_other():
+    """In a packed row, changing the first example's tokens leaves the second's logits unchanged,
+    and those equal the second example run alone."""
+    from transformers import LlamaForCausalLM
+    from instructgpt.data.packing import pack_batch
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(tiny_llama()).eval()
+    first, second = ([5, 6, 7, 8, 9], [False, False, True, True, True]), ([10, 11, 12, 13], [False, True, True, True])
+    other_first = ([40, 41, 42, 43, 44], first[1])
+    outputs = []
+    with torch.no_grad():
+        for a in (first, other_first):
+            batch = pack_batch([a, second], max_len=16, pad_id=0)
+            assert batch.input_ids.size(0) == 1  # both in one row
+            logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                           position_ids=batch.position_ids).logits[0]
+            outputs.append(logits[(batch.example_index[0] == 1)])
+        alone = model(input_ids=torch.tensor([second[0]])).logits[0]
+    assert torch.allclose(outputs[0], outputs[1], atol=1e-5)
+    assert torch.allclose(outputs[0], alone, atol=1e-5)
+
+
+def test_the_end_of_turn_token_carries_loss_and_a_trained_model_stops_by_itself(tmp_path, tokenizer):
+    import instructgpt
+    from instructgpt.checkpoint import save_hf_folder
+    from instructgpt.config import ModelConfig, SFTConfig
+    from instructgpt.models.build import build_model
+    from instructgpt.stages import sft
+    from instructgpt.tokenizer.chat import encode_chat
+    from conftest import write_task_files
+    messages = [{"role": "user", "content": "Repeat: red"}, {"role": "assistant", "content": "red"}]
+    ids, mask = encode_chat(tokenizer, messages)
+    end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    assert mask[len(ids) - 1 - ids[::-1].index(end)]  # the assistant's <|im_end|> is in the loss mask
+    torch.manual_seed(0)
+    save_hf_folder(tmp_path / "start", build_model(ModelConfig(preset="tiny"), tokenizer), tokenizer, "")
+    words = "red green blue black white brown pink gray gold teal".split()
+    write_task_files(tmp_path / "tasks", {"echo": ("rewrite", "echo", "exact_match", ["Repeat the word."], None,
+                                                   [(w, w) for w in words * 3])})
+    out = sft.run(SFTConfig.model_validate({
+        "out": str(tmp_path / "sft"), "model": {"path": str(tmp_path / "start")},
+        "tasks": {"builtin": False, "files": [str(tmp_path / "tasks")], "held_out_clusters": [], "n_val": 2, "n_test": 2},
+        "optim": {"lr": 3e-3, "warmup_steps": 5}, "eval": {"samples_per_task": 0, "baseline": False, "max_new_tokens": 4},
+        "train": {"max_steps": 60, "batch_size": 8, "seq_len": 64, "save_every": 0, "eval_every": 0,
+                  "progress": False}}))
+    engine = instructgpt.load(out)
+    replies = [engine.chat([{"role": "user", "content": f"Repeat the word.\n\n{w}"}], max_new_tokens=20)
+               for w in words[:4]]
+    assert all(r.finish_reason == "stop" for r in replies), [(r.text, r.finish_reason) for r in replies]
