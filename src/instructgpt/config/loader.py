@@ -76,11 +76,16 @@ def load_config(cls: type[C], path: str | Path | None = None, overrides: list[st
         resolved = resolve_config_path(path)
         source = str(path)
         try:
-            data = yaml.safe_load(resolved.read_text()) or {}
+            data = yaml.safe_load(resolved.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             where = f":{mark.line + 1}" if mark else ""
-            raise UserError(f"{source}{where}: invalid YAML ({getattr(e, 'problem', e)})") from None
+            problem = str(getattr(e, "problem", None) or e).strip().splitlines()[0]
+            raise UserError(f"{source}{where}: invalid YAML ({problem})") from None
+        except UnicodeDecodeError as e:
+            raise UserError(f"{source}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+        except RecursionError:
+            raise UserError(f"{source}: YAML nested too deeply") from None
         if not isinstance(data, dict):
             raise UserError(f"{source}: expected a mapping of keys at the top level")
     from_cli = parse_overrides(overrides or [])
@@ -93,8 +98,8 @@ def validate_config(cls: type[C], data: dict[str, Any], source: str = "config",
         return cls.model_validate(data)
     except ValidationError as e:
         err = e.errors()[0]
-        key = ".".join(str(p) for p in err["loc"])
-        where = "the command line" if _has_key(from_cli or {}, err["loc"]) else source
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        where = "the command line" if err["loc"] and _has_key(from_cli or {}, err["loc"]) else source
         if err["type"] == "extra_forbidden":
             hint = difflib.get_close_matches(key, all_keys(cls), n=1, cutoff=0.5)
             fix = f" — did you mean '{hint[0]}'?" if hint else f" — valid keys: {', '.join(sorted(all_keys(cls)))}"

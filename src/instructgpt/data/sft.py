@@ -148,9 +148,9 @@ def _from_records(source: RecordSource, cfg: SFTConfig) -> list[TaskData]:
         task = source.task or str(record.get(source.task_key) or default)
         if (source.include and task not in source.include) or task in source.exclude:
             continue
-        examples = by_task.setdefault(task, [])
         try:
-            examples.append(to_example(record, task, f"{path}:{lineno}", None, cfg.system_prompt, source.strip_suffix))
+            example = to_example(record, task, f"{path}:{lineno}", None, cfg.system_prompt, source.strip_suffix)
+            by_task.setdefault(task, []).append(example)
         except UserError as e:
             if not source.skip_invalid:
                 raise UserError(f"{e} (or set skip_invalid: true for this data source)") from None
@@ -161,7 +161,7 @@ def _from_records(source: RecordSource, cfg: SFTConfig) -> list[TaskData]:
     if missing:
         raise UserError(f"{path}: no records of task(s) {', '.join(missing)} (key data.include)")
     if not by_task:
-        raise UserError(f"{path}: no records")
+        raise UserError(f"{path}: no records" + (f" left after skipping {len(skipped)} bad one(s)" if skipped else ""))
     out = []
     for task, examples in by_task.items():
         random.Random(f"{cfg.train.seed}:{task}").shuffle(examples)

@@ -22,9 +22,13 @@ def load_task_file(path: str | Path) -> Task:
     if not path.is_file():
         raise UserError(f"{path}: task file not found")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as e:
         raise UserError(f"{path}:{e.lineno}: invalid JSON ({e.msg} at column {e.colno})") from None
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); save the file as UTF-8") from None
+    except RecursionError:
+        raise UserError(f"{path}: JSON nested too deeply") from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: a task file holds one JSON object")
     if "Instances" in data and "Definition" in data:

@@ -39,4 +39,9 @@ def load_tokenizer(path: str | Path):
     if not any((Path(path) / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json")):
         raise UserError(f"{path}: no tokenizer in this folder (no tokenizer.json); key tokenizer: give the folder "
                         f"of the model's tokenizer")
-    return AutoTokenizer.from_pretrained(str(path))
+    try:
+        return AutoTokenizer.from_pretrained(str(path))
+    except Exception as e:  # transformers and tokenizers raise many types for a damaged file
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise UserError(f"{path}: the tokenizer files cannot be read ({type(e).__name__}: {reason}); give an intact "
+                        f"tokenizer folder (key tokenizer)") from None
