@@ -109,6 +109,12 @@ def run(cfg: PPOConfig, resume: bool = False) -> Path:
     kl_ctl = AdaptiveKLController(cfg.beta, cfg.kl_target, cfg.kl_horizon) if cfg.adaptive_kl \
         else FixedKLController(cfg.beta)
     updates = cfg.ppo_epochs * cfg.minibatches
+    train = cfg.train
+    if train.save_every % updates:  # a checkpoint between rollouts: a resumed run regenerates the same one
+        every = -(-train.save_every // updates) * updates
+        info(f"ppo: train.save_every {train.save_every} -> {every}, a multiple of the {updates} updates of a rollout, "
+             f"so that a resumed run continues with the same rollout")
+        train = train.model_copy(update={"save_every": every})
     info(f"ppo: {len(prompts):,} prompts, {cfg.rollout_batch * world} per rollout, {updates} update(s) per rollout; "
          f"policy {count_parameters(policy) / 1e6:.1f}M parameters; β={cfg.beta}"
          + (f"; ptx γ={cfg.ptx_coef}, {cfg.ptx_ratio} pretraining sequences per response" if ptx_shard is not None
@@ -188,7 +194,7 @@ def run(cfg: PPOConfig, resume: bool = False) -> Path:
 
     logger = MetricsLogger(out.parent / "metrics" / f"{out.name}.jsonl", out.parent / "tb" / out.name)
     try:
-        result = fit(model, ppo_step, batches, cfg.train, cfg.optim, out, logger, resume=resume, desc=out.name,
+        result = fit(model, ppo_step, batches, train, cfg.optim, out, logger, resume=resume, desc=out.name,
                      after_step=after_step)
     finally:
         logger.close()
