@@ -14,7 +14,7 @@ from instructgpt.config import EvalModel, RunConfig, UserError, dump_config
 from instructgpt.config.schema import PreferenceData
 from instructgpt.stages import comparisons, dpo, ppo, pretrain, reward, sft, tasks, tokenizer
 from instructgpt.utils import interrupt
-from instructgpt.utils.io import atomic_write_text, clean_stale_tmp
+from instructgpt.utils.io import atomic_write_text, clean_stale_tmp, require_writable
 from instructgpt.utils.logging import info
 
 STAGES = ("tasks", "tokenizer", "pretrain", "sft", "comparisons", "reward", "ppo", "ppo-ptx", "dpo", "eval",
@@ -107,7 +107,7 @@ def run(cfg: RunConfig, redo_from_stage: str | None = None) -> Path:
     resumes from its last checkpoint. Prints the time of each stage and the total."""
     cfg = seeded(cfg)
     run_dir = Path(cfg.runs_dir) / cfg.name
-    run_dir.mkdir(parents=True, exist_ok=True)
+    require_writable(run_dir, key="runs_dir")  # before any stage: not at the first write
     clean_stale_tmp(run_dir)
     if redo_from_stage:
         redo_from(run_dir, redo_from_stage)
