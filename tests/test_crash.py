@@ -75,8 +75,10 @@ def test_killed_at_random_moments_then_resumed_equals_uninterrupted(inputs, tmp_
         deadline = time.monotonic() + 120
         while proc.poll() is None and logged_steps(metrics) <= done and time.monotonic() < deadline:
             time.sleep(0.01)  # training has restarted; now a random moment in what is left of it
+        # within the next ~1.5/KILLS of the run, so that the kills spread over all of it
+        window = min(STEPS[name] - done, 1.5 * STEPS[name] / KILLS) * step_s
         try:
-            proc.wait(timeout=rng.uniform(0.0, (STEPS[name] - done) * step_s))
+            proc.wait(timeout=rng.uniform(0.0, window))
             assert proc.returncode == 0, proc.stderr.read()[-3000:]
             kills.append("finished")
         except subprocess.TimeoutExpired:
@@ -86,7 +88,7 @@ def test_killed_at_random_moments_then_resumed_equals_uninterrupted(inputs, tmp_
     final = start(command, configs["killed"], resume=True)
     assert final.wait(timeout=300) == 0, final.stderr.read()[-3000:]
     print(f"{name}: killed after logged steps {kills}")
-    assert sum(isinstance(k, int) for k in kills) >= min(3, KILLS), kills  # kills that landed mid-run
+    assert sum(isinstance(k, int) for k in kills) >= 0.7 * KILLS, kills  # kills that landed mid-run
 
     a, b = weights(tmp_path / "whole" / name), weights(tmp_path / "killed" / name)
     assert a.keys() == b.keys()

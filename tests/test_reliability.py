@@ -25,6 +25,16 @@ def test_an_unwritable_output_folder_fails_before_any_work(tmp_path, tokenizer_d
     assert blocker.read_text() == "not a folder"
 
 
+def test_the_whole_recipe_refuses_an_unwritable_runs_dir_before_any_stage(tmp_path, capsys):
+    from instructgpt.cli import main
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert main(["run", "run/demo", f"runs_dir={blocker / 'runs'}"]) == 2
+    assert capsys.readouterr().err.strip() == (f"error: {blocker / 'runs' / 'demo'}: cannot write the output there "
+                                               f"(Not a directory); key runs_dir: choose another folder or fix its "
+                                               f"permissions")
+
+
 def test_a_full_disk_at_a_checkpoint_keeps_the_previous_one_and_leaves_no_partial_folder(tmp_path, monkeypatch):
     from instructgpt.checkpoint import store
     from instructgpt.config import OptimConfig, TrainConfig
