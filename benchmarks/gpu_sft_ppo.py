@@ -63,6 +63,7 @@ def main() -> None:
     parser.add_argument("--tiny", action="store_true", help="tiny preset, few steps: a CPU check of the script")
     args = parser.parse_args()
 
+    import torch
     from instructgpt.config import PPOConfig, SFTConfig, TasksConfig
     from instructgpt.models.build import count_parameters, load_model
     from instructgpt.models.reward import load_score_model
@@ -110,7 +111,7 @@ def main() -> None:
     peak = measure_peak_flops(device.type, dtype)
     skip = 1 if args.tiny else 10  # warm-up steps left out of the medians
     s = rows(out / "metrics" / "sft.jsonl", skip)
-    p = [r for r in rows(out / "metrics" / "ppo.jsonl", skip)]
+    p = rows(out / "metrics" / "ppo.jsonl", skip)
     sft_tok = statistics.median(r["train/tokens_per_s"] for r in s)
     step_s = [r["ppo/time_generate_s"] + r["ppo/time_learn_s"] + r["ppo/time_other_s"] for r in p]
     response = statistics.median(r["ppo/response_length"] for r in p)
@@ -118,7 +119,7 @@ def main() -> None:
     gen_tok = statistics.median(rollout * world * r["ppo/response_length"] / r["ppo/time_generate_s"]
                                 for r in p if r["ppo/time_generate_s"] > 0)
     figures = {
-        "device": (__import__("torch").cuda.get_device_name() if device.type == "cuda" else "cpu"),
+        "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
         "processes": world, "non_embedding_params": n, "peak_flops_per_device": peak, "peak_dtype": dtype,
         "sft": {"steps": sft_steps, "tokens_per_s": sft_tok, "mfu": 6 * n * sft_tok / world / peak,
                 "sequences_per_step": batch * world, "seq_len": seq_len},

@@ -62,11 +62,9 @@ def run(cfg: DPOConfig, resume: bool = False) -> Path:
 
     def batches(step: int) -> list[PairBatch]:
         """This rank's micro-batches of the step's pairs (batch_size x grad_accum x world of them)."""
-        micro = t.grad_accum * dist.world_size()
-        keys = step_keys(len(pairs), t.batch_size * micro, step, t.seed)
-        return [pair_batch([pairs[k] for k in keys[i:i + t.batch_size]], ref_logprobs[keys[i:i + t.batch_size]], pad,
-                           cfg.layout)
-                for i in range(0, len(keys), t.batch_size) if i // t.batch_size in dist.local(micro)]
+        keys = step_keys(len(pairs), t.batch_size * t.grad_accum * dist.world_size(), step, t.seed)
+        return [pair_batch([pairs[k] for k in keys[s]], ref_logprobs[keys[s]], pad, cfg.layout)
+                for s in dist.local_slices(len(keys), t.batch_size)]
 
     dpo_step = make_dpo_step(loss_fn, cfg.beta)
 

@@ -42,8 +42,8 @@ def run(cfg: RewardConfig, resume: bool = False) -> Path:
     def batches(step: int) -> list[RewardBatch]:
         """This rank's micro-batches of the step's comparisons."""
         keys = step_keys(len(train), per_step, step, t.seed)
-        return [reward_batch([train[i] for i in keys[j:j + t.batch_size]], tokenizer, cfg.max_len, pad, j, cfg.layout)
-                for j in range(0, len(keys), t.batch_size) if j // t.batch_size in dist.local(per_step // t.batch_size)]
+        return [reward_batch([train[i] for i in keys[s]], tokenizer, cfg.max_len, pad, s.start, cfg.layout)
+                for s in dist.local_slices(len(keys), t.batch_size)]
 
     def evaluate(model: torch.nn.Module) -> dict[str, float]:
         return {f"rm/accuracy/{name}": accuracy(model, tokenizer, data, cfg.max_len) for name, data in evals.items()}

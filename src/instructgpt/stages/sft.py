@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 import json
 import shutil
 from pathlib import Path
@@ -141,7 +142,7 @@ def build_step(step: list[list[Key]], encoded: dict[str, list], task_ids: dict[s
             batch = unpad_batch(examples, pad_id, starts[m], cfg.train.seq_len)
         else:
             batch = pad_batch(examples, pad_id, starts[m], cfg.train.seq_len)
-        batches.append(batch)
+        batches.append(replace(batch, tasks=tuple(sorted({task for task, _ in step[m]}))))
     tokens = torch.zeros(starts[-1], dtype=torch.long)  # loss tokens of each example, after truncation
     for b in batches:
         has_label = b.labels[:, 1:] != IGNORE_INDEX
@@ -150,8 +151,7 @@ def build_step(step: list[list[Key]], encoded: dict[str, list], task_ids: dict[s
         tokens = torch.tensor(dist.all_reduce_sum(tokens.tolist()), dtype=torch.long)
     tasks = torch.tensor([task_ids[task] for keys in step for task, _ in keys])
     weights = STEP_WEIGHTS[Reduction(cfg.reduction)](tasks, tokens)
-    names = [tuple(sorted({task for task, _ in step[m]})) for m in dist.local(len(step))]
-    return [SFTBatch(**{**b.__dict__, "weights": weights, "tasks": n}) for b, n in zip(batches, names)]
+    return [replace(b, weights=weights) for b in batches]
 
 
 def _test_scores(cfg: SFTConfig, model, tokenizer, tasks: list[TaskData], who: str) -> dict[str, float]:

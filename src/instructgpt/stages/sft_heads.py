@@ -208,8 +208,7 @@ def step_batches(cfg: SFTConfig, head_tasks: list[HeadTask], train: Split, pad: 
         task_ids = train.task_ids[torch.tensor(rows)]
         weights = weights_of(task_ids, torch.ones_like(task_ids))                 # (S,), T_e = 1
         b = cfg.train.batch_size
-        return [make_batch(train, rows[i:i + b], weights[i:i + b], pad) for i in range(0, per_step, b)
-                if (i // b) in dist.local(per_step // b)]
+        return [make_batch(train, rows[s], weights[s], pad) for s in dist.local_slices(per_step, b)]
     return batches
 
 

@@ -19,7 +19,6 @@ from instructgpt.train.optim import build_optimizer, build_scheduler
 from instructgpt.train.parallel import Parallel
 from instructgpt.utils import dist, interrupt
 from instructgpt.utils.device import autocast, resolve_device
-from instructgpt.utils.io import require_writable
 from instructgpt.utils.logging import MetricsLogger, info
 from instructgpt.utils.seed import get_rng_state, set_rng_state, set_seed
 
@@ -72,7 +71,6 @@ def fit(model: torch.nn.Module, step_fn: StepFn, batches_for_step: Callable[[int
     (into a folder every rank can read, for --resume).
     """
     dist.setup(train.distributed)
-    require_writable(out_dir)
     device = resolve_device(train.device)
     train = train.model_copy(update={"precision": resolve_precision(device, train.precision)})
     set_seed(train.seed)
@@ -93,8 +91,7 @@ def fit(model: torch.nn.Module, step_fn: StepFn, batches_for_step: Callable[[int
     optimizer = build_optimizer(model, optim)
     scheduler = build_scheduler(optimizer, optim, train.max_steps)
     if state is not None:
-        if state.get("strategy", "none") == "fsdp" and parallel.strategy != "fsdp" or \
-                parallel.strategy == "fsdp" and state.get("strategy") != "fsdp":
+        if (state.get("strategy") == "fsdp") != (parallel.strategy == "fsdp"):
             raise UserError(f"{ckpt}: saved under strategy {state.get('strategy', 'ddp/none')!r}; resume with "
                             f"the same train.distributed.strategy (now {parallel.strategy!r})")
         parallel.load_optimizer_state(optimizer, state["optimizer"])
@@ -116,13 +113,13 @@ def fit(model: torch.nn.Module, step_fn: StepFn, batches_for_step: Callable[[int
             interrupt.check()
             started = time.perf_counter()
             micro_batches = batches_for_step(step)
-            outcome = train_step(model, step_fn, micro_batches, optimizer, train, optim.grad_clip, device, parallel)
-            loss, loss_tokens, processed, grad_norm, sums = outcome[:5]
+            loss, loss_tokens, processed, grad_norm, sums, skipped = train_step(
+                model, step_fn, micro_batches, optimizer, train, optim.grad_clip, device, parallel)
             scheduler.step()
             window_s += time.perf_counter() - started
             result.step = done = step + 1
             window_tokens += processed
-            if outcome.skipped:
+            if skipped:
                 bad_in_row, result.skipped_steps = bad_in_row + 1, result.skipped_steps + 1
                 _check_bad_steps(bad_in_row, train.max_bad_steps, done, loss, grad_norm, micro_batches, ckpt_root,
                                  desc, bar)
@@ -228,9 +225,9 @@ def train_step(model, step_fn: StepFn, micro_batches: list, optimizer, train: Tr
         processed += n
         for key, value in (stats[0] if stats else {}).items():
             sums[key] = sums.get(key, 0.0) + float(value)
-    if dist.active():
-        total, processed = dist.all_reduce_sum([total, processed])
-        sums = dist.sum_stats(sums)
+    if dist.active():  # one collective for the loss, the tokens and the statistics
+        sums = dist.sum_stats({**sums, "_loss": total, "_tokens": processed})
+        total, processed = sums.pop("_loss"), sums.pop("_tokens")
     params = [p for p in model.parameters() if p.grad is not None]
     # max_norm=inf measures the norm without clipping
     grad_norm = parallel.clip(params, grad_clip if grad_clip > 0 else math.inf)

@@ -80,6 +80,11 @@ def local(n: int) -> range:
     return range(rank(), n, world_size())
 
 
+def local_slices(n: int, size: int) -> list[slice]:
+    """This rank's micro-batches of n items cut into chunks of `size` (chunk m belongs to rank m mod world)."""
+    return [slice(start, start + size) for start in range(0, n, size)][rank()::world_size()]
+
+
 def barrier() -> None:
     import torch.distributed as dist
     if active():
@@ -126,7 +131,3 @@ def all_gather_cat(t: torch.Tensor) -> torch.Tensor:
     dist.all_gather(parts, t.contiguous().to(_device()))
     return torch.cat(parts).to(t.device)
 
-
-def any_rank(flag: bool) -> bool:
-    """True when `flag` is true on some rank (e.g. an interrupt seen by one process)."""
-    return bool(all_reduce_sum([float(flag)])[0]) if active() else flag
