@@ -93,8 +93,8 @@ def checkpoint_problem(path: Path, checksums: bool = True) -> str | None:
         file = path / name
         if not file.is_file():
             return f"{name} is missing"
-        if file.stat().st_size != expected["bytes"]:
-            return f"{name} has {file.stat().st_size} bytes, the manifest says {expected['bytes']}"
+        if (size := file.stat().st_size) != expected["bytes"]:
+            return f"{name} has {size} bytes, the manifest says {expected['bytes']}"
         if checksums and "sha256" in expected and _sha256(file) != expected["sha256"]:
             return f"{name} does not match its SHA-256 in the manifest"
     return None

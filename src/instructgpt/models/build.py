@@ -68,11 +68,13 @@ def check_architecture(path: Path, arch: str = "llama") -> None:
         raise UserError(f"{path}: {architectures[0]} is not a *{wanted} model, which this needs (key model.path)")
 
 
-def check_tokenizer(model: torch.nn.Module, tokenizer, where: str) -> None:
-    """A tokenizer with ids beyond the model's embedding table belongs to another model."""
+def check_tokenizer(model: torch.nn.Module, tokenizer, stage: str) -> None:
+    """A tokenizer with ids beyond the model's embedding table belongs to another model; the error names
+    both folders (as they were loaded from)."""
     size = model.get_input_embeddings().num_embeddings
     if len(tokenizer) > size:
-        raise UserError(f"{where}: the tokenizer has {len(tokenizer):,} tokens but the model embeds {size:,}: they "
+        raise UserError(f"{stage}: {tokenizer.name_or_path} with model {model.name_or_path}: the tokenizer has "
+                        f"{len(tokenizer):,} tokens but the model embeds {size:,}: they "
                         f"come from different models; key tokenizer (default: the model folder's own)")
 
 

@@ -28,7 +28,7 @@ def run(cfg: ComparisonsConfig) -> Path:
     tasks = load_tasks_dir(cfg.tasks_dir)
     tokenizer = load_tokenizer(cfg.tokenizer or cfg.model.path)
     model = load_model(cfg.model.path)
-    check_tokenizer(model, tokenizer, f"comparisons: {cfg.tokenizer or cfg.model.path} with model {cfg.model.path}")
+    check_tokenizer(model, tokenizer, "comparisons")
     set_seed(cfg.seed)
     stats = {}
     fresh = fresh_split(tasks)

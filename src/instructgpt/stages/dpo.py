@@ -52,7 +52,7 @@ def run(cfg: DPOConfig, resume: bool = False) -> Path:
     tokenizer = load_tokenizer(cfg.tokenizer or cfg.model.path)
     pairs = load_pairs(cfg, tokenizer)
     model = load_model(cfg.model.path)
-    check_tokenizer(model, tokenizer, f"dpo: {cfg.tokenizer or cfg.model.path} with model {cfg.model.path}")
+    check_tokenizer(model, tokenizer, "dpo")
     pad = pad_id(tokenizer)
     info(f"dpo: {len(pairs):,} pairs ({cfg.pairs} pairs of each comparison), loss {cfg.loss}, β={cfg.beta}; "
          f"{count_parameters(model) / 1e6:.1f}M parameters; reference log-probs computed once")

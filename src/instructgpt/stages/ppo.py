@@ -100,9 +100,8 @@ def run(cfg: PPOConfig, resume: bool = False) -> Path:
     prompts, tasks = _load_prompts(cfg, tokenizer)
     policy, ref = load_model(cfg.model.path), load_model(cfg.model.path).requires_grad_(False)
     reward_model = load_score_model(cfg.reward_model).requires_grad_(False)
-    check_tokenizer(policy, tokenizer, f"ppo: {cfg.tokenizer or cfg.model.path} with model {cfg.model.path}")
-    check_tokenizer(reward_model, tokenizer, f"ppo: {cfg.tokenizer or cfg.model.path} with reward_model "
-                                             f"{cfg.reward_model}")
+    check_tokenizer(policy, tokenizer, "ppo")
+    check_tokenizer(reward_model, tokenizer, "ppo")
     model = ActorCritic(policy, load_score_model(cfg.reward_model), cfg.ema_decay, cfg.beta)
     with dist.main_first():  # rank 0 tokenizes the pretraining corpus; the others read its shards
         ptx_shard = _ptx_shard(cfg, tokenizer, out) if cfg.ptx_coef > 0 else None

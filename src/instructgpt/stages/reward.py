@@ -30,7 +30,7 @@ def run(cfg: RewardConfig, resume: bool = False) -> Path:
     tokenizer = load_tokenizer(cfg.tokenizer or cfg.model.path)
     train, evals = load_sets(cfg.data, cfg.eval_data)
     model = load_score_model(cfg.model.path, new_head=True)
-    check_tokenizer(model, tokenizer, f"reward: {cfg.tokenizer or cfg.model.path} with model {cfg.model.path}")
+    check_tokenizer(model, tokenizer, "reward")
     k = sum(len(c.completions) for c in train)
     info(f"reward: {len(train):,} training comparisons ({k:,} completions, "
          f"{sum(sum(1 for _ in c.pairs()) for c in train):,} pairs); eval sets: {', '.join(evals) or 'none'}; "

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import replace
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -45,7 +45,7 @@ def run(cfg: SFTConfig, resume: bool = False) -> Path:
     require_writable(out)  # before any work: not at the first checkpoint
     tokenizer = load_tokenizer(cfg.tokenizer or cfg.model.path)
     model = load_model(cfg.model.path)
-    check_tokenizer(model, tokenizer, f"sft: {cfg.tokenizer or cfg.model.path} with model {cfg.model.path}")
+    check_tokenizer(model, tokenizer, "sft")
     held_in = [t for t in tasks if not t.held_out]
     info(f"sft: {len(held_in)} held-in tasks ({sum(len(t.splits['train']) for t in held_in):,} examples), "
          f"{len(tasks) - len(held_in)} held out; {count_parameters(model) / 1e6:.1f}M parameters; "

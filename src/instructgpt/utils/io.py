@@ -94,10 +94,8 @@ def require_writable(folder: str | Path, key: str = "out") -> None:
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-", delete=True)
-        probe.write(b"x")
-        probe.flush()
-        probe.close()
+        with tempfile.TemporaryFile(dir=folder, prefix=".write-test-") as probe:
+            probe.write(b"x")
     except OSError as e:
         raise UserError(f"{folder}: cannot write the output there ({e.strerror or e}); key {key}: choose "
                         f"another folder or fix its permissions") from None
