@@ -12,7 +12,10 @@ per `LeanLlama`) and does only the math:
 
 The rotary angles come from the model's own rotary embedding and its norms are the model's own
 (fused `F.rms_norm` in fp32, bitwise equal), so greedy outputs equal `model.generate` (tests on
-fp32 and bf16). Models outside `supports()` take the generic path.
+fp32 and bf16). In fp32 on a CPU the products go through oneDNN, the library torch.compile's CPU
+backend calls, instead of MKL's GEMM, which runs the few-row products of decoding 1.3-3x slower
+(`benchmarks/results/decode.md`); the sums differ in the last bits, not the greedy tokens (tests).
+Models outside `supports()` take the generic path.
 """
 from __future__ import annotations
 
@@ -27,6 +30,45 @@ from transformers.models.llama.modeling_llama import rotate_half
 ARCHITECTURES = ("LlamaForCausalLM", "Qwen2ForCausalLM")
 STATIC_ROPE = ("default", "linear", "llama3", "yarn")
 FUSE_MAX_BYTES = 2 * 1024 * 1024  # per layer: fused copies for models this small; see LeanLlama
+PACK_MAX_BYTES = 1024**3          # whole model: up to this size oneDNN gets reordered copies of the weights
+ONEDNN_MIN_MACS = 500_000         # a product this small stays on MKL: oneDNN costs ~14 µs a call, MKL ~2 µs
+
+
+def _onednn_linear():
+    """oneDNN's linear op, or None where this build of torch has none."""
+    try:
+        return torch.ops.mkldnn._linear_pointwise if torch.backends.mkldnn.is_available() else None
+    except (AttributeError, RuntimeError):
+        return None
+
+
+class Linear:
+    """x W^T (+ b), and `add`: residual + x W^T (+ b). Products of at least ONEDNN_MIN_MACS
+    multiply-adds with fp32 weights on a CPU go through oneDNN, others through `F.linear`.
+    pack=True gives oneDNN a copy of W reordered into its blocked layout: 1.3-2.5x faster again
+    at 16 rows (measured), for the memory of the copy."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None, pack: bool = False):
+        self.weight, self.bias = weight, bias
+        self.op = _onednn_linear() if weight.device.type == "cpu" and weight.dtype == torch.float32 else None
+        self.rows_min = ONEDNN_MIN_MACS / weight.numel()
+        self.onednn_weight = (torch.ops.mkldnn._reorder_linear_weight(weight.contiguous())
+                              if self.op is not None and pack else weight.contiguous())
+
+    def _onednn(self, x: torch.Tensor) -> bool:
+        return self.op is not None and x.size(0) >= self.rows_min
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self._onednn(x):
+            return self.op(x, self.onednn_weight, self.bias, "none", [], "")
+        return F.linear(x, self.weight, self.bias)
+
+    def add(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        if self._onednn(x):
+            return self.op.binary(x, residual, self.onednn_weight, self.bias, "add")
+        if self.bias is None:
+            return torch.addmm(residual, x, self.weight.t())
+        return residual + F.linear(x, self.weight, self.bias)
 
 
 def supports(model: torch.nn.Module) -> bool:
@@ -54,17 +96,15 @@ class KVCache:
 @dataclass
 class _Layer:
     """One decoder layer's weights. Fused (small models): `qkv` holds the rows of q, k, v, then
-    rotate_half(q) and rotate_half(k), and `mlp_in` is gate|up; both are copies. Otherwise the
-    model's own tensors, no copies."""
+    rotate_half(q) and rotate_half(k), and `mlp_in` is gate|up; these are copies. Otherwise the
+    model's own tensors. Either way, models up to PACK_MAX_BYTES give oneDNN packed copies."""
 
     attn_norm: torch.nn.Module          # the layer's RMSNorm
-    qkv: list[torch.Tensor]             # [fused] or [q, k, v] weights, (rows, H)
-    qkv_bias: list[torch.Tensor | None]
-    out: torch.Tensor                   # (Hq*D, H): o_proj transposed (a view), for addmm
-    out_bias: torch.Tensor | None
+    qkv: list[Linear]                   # [fused] or [q, k, v]
+    out: Linear                         # o_proj
     mlp_norm: torch.nn.Module
-    mlp_in: list[torch.Tensor]          # [gate|up] or [gate, up], (I, H) each
-    down: torch.Tensor                  # (I, H): down_proj transposed (a view), for addmm
+    mlp_in: list[Linear]                # [gate|up] or [gate, up]
+    down: Linear                        # down_proj
 
 
 def _rotate_rows(weight: torch.Tensor, heads: int, head_dim: int) -> torch.Tensor:
@@ -94,8 +134,9 @@ class LeanLlama:
     op counts at small sizes (one costs ~10 µs on a small CPU, as much as a small matmul): small
     models get fused copies of q|k|v (with rotary folded in) and gate|up, so a layer is 4
     matmuls and a dozen other ops. Larger models, where streaming the weights costs more than
-    the ops, use their own tensors unfused: no copies, no extra memory. Residual adds ride on
-    `addmm`.
+    the ops, use their own tensors unfused. In fp32 on a CPU, models up to PACK_MAX_BYTES also
+    get copies reordered for oneDNN (SmolLM2-135M: 0.5 GB more while decoding); larger ones
+    none. Residual adds ride on the products (`Linear.add`).
     """
 
     def __init__(self, model: torch.nn.Module):
@@ -104,7 +145,6 @@ class LeanLlama:
         base = model.model
         self.embed = base.embed_tokens.weight
         self.norm = base.norm
-        self.head = model.lm_head.weight
         self.heads, self.kv_heads = cfg.num_attention_heads, cfg.num_key_value_heads
         self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
         self.hidden = cfg.hidden_size
@@ -112,37 +152,37 @@ class LeanLlama:
         self.rotary_emb = base.rotary_emb
         rows = (2 * self.heads + 3 * self.kv_heads) * self.head_dim + 2 * cfg.intermediate_size
         self.fused = rows * self.hidden * self.embed.element_size() <= FUSE_MAX_BYTES
+        self.pack = rows * self.hidden * self.embed.element_size() * cfg.num_hidden_layers <= PACK_MAX_BYTES
         self.layers = [self._layer(layer) for layer in base.layers]
+        self.head = Linear(model.lm_head.weight, pack=self.pack)
 
     def _layer(self, layer) -> _Layer:
-        attn, mlp = layer.self_attn, layer.mlp
+        attn, mlp, pack = layer.self_attn, layer.mlp, self.pack
         if self.fused:
-            qkv, qkv_bias = _fused_projection(attn, self.heads, self.kv_heads, self.head_dim)
-            projections, biases = [qkv], [qkv_bias]
-            mlp_in = [torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight])]
+            qkv = [Linear(*_fused_projection(attn, self.heads, self.kv_heads, self.head_dim), pack=pack)]
+            mlp_in = [Linear(torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]), pack=pack)]
         else:
-            linears = (attn.q_proj, attn.k_proj, attn.v_proj)
-            projections, biases = [lin.weight for lin in linears], [lin.bias for lin in linears]
-            mlp_in = [mlp.gate_proj.weight, mlp.up_proj.weight]
-        return _Layer(layer.input_layernorm, projections, biases, attn.o_proj.weight.t(), attn.o_proj.bias,
-                      layer.post_attention_layernorm, mlp_in, mlp.down_proj.weight.t())
+            qkv = [Linear(lin.weight, lin.bias, pack=pack) for lin in (attn.q_proj, attn.k_proj, attn.v_proj)]
+            mlp_in = [Linear(mlp.gate_proj.weight, pack=pack), Linear(mlp.up_proj.weight, pack=pack)]
+        return _Layer(layer.input_layernorm, qkv, Linear(attn.o_proj.weight, attn.o_proj.bias, pack=pack),
+                      layer.post_attention_layernorm, mlp_in, Linear(mlp.down_proj.weight, pack=pack))
 
     def _qkv(self, h: torch.Tensor, layer: _Layer, B: int, T: int, cos, sin):
         """(B, T, heads, D) q, k (rotary applied) and v."""
         Hq, Hkv, D = self.heads, self.kv_heads, self.head_dim
         if self.fused:
-            qkv = F.linear(h, layer.qkv[0], layer.qkv_bias[0]).view(B, T, -1, D)
+            qkv = layer.qkv[0](h).view(B, T, -1, D)
             qk = qkv[:, :, :Hq + Hkv] * cos + qkv[:, :, Hq + 2 * Hkv:] * sin
             return qk[:, :, :Hq], qk[:, :, Hq:], qkv[:, :, Hq + Hkv:Hq + 2 * Hkv]
-        q, k, v = (F.linear(h, w, b).view(B, T, -1, D) for w, b in zip(layer.qkv, layer.qkv_bias))
+        q, k, v = (linear(h).view(B, T, -1, D) for linear in layer.qkv)
         return q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin, v
 
     def _mlp_in(self, h: torch.Tensor, layer: _Layer) -> torch.Tensor:
         """silu(h W_gate) * (h W_up)."""
         if self.fused:
-            gate, up = F.linear(h, layer.mlp_in[0]).chunk(2, dim=-1)
+            gate, up = layer.mlp_in[0](h).chunk(2, dim=-1)
         else:
-            gate, up = F.linear(h, layer.mlp_in[0]), F.linear(h, layer.mlp_in[1])
+            gate, up = layer.mlp_in[0](h), layer.mlp_in[1](h)
         return F.silu(gate).mul_(up)
 
     def new_cache(self, batch: int, slots: int) -> KVCache:
@@ -196,9 +236,8 @@ class LeanLlama:
                 att = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, scale=self.scale,
                                                      enable_gqa=Hq != Hkv)
             att = att.reshape(B, Hq, T, D).transpose(1, 2).reshape(B * T, Hq * D)
-            x = torch.addmm(x, att, layer.out) if layer.out_bias is None else x + F.linear(att, layer.out.t(),
-                                                                                            layer.out_bias)
-            x = torch.addmm(x, self._mlp_in(self.rms(x, layer.mlp_norm), layer), layer.down)
+            x = layer.out.add(att, x)
+            x = layer.down.add(self._mlp_in(self.rms(x, layer.mlp_norm), layer), x)
         last = x.view(B, T, self.hidden)[:, -1]
-        return F.linear(self.rms(last, self.norm), self.head)
+        return self.head(self.rms(last, self.norm))
 
