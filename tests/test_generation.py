@@ -68,11 +68,14 @@ def hf_greedy(model, prompts: list[list[int]], n: int) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("fused", [True, False])
-def test_fast_path_greedy_equals_hf_generate_with_left_padding_and_gqa(monkeypatch, fused):
+@pytest.mark.parametrize("onednn", [True, False])
+def test_fast_path_greedy_equals_hf_generate_with_left_padding_and_gqa(monkeypatch, fused, onednn):
     from instructgpt.generation import llama
     from instructgpt.generation.llama import supports
     if not fused:  # what larger models take: their own weights, unfused
         monkeypatch.setattr(llama, "FUSE_MAX_BYTES", 0)
+    # every product through oneDNN (where torch has it), or every one through F.linear
+    monkeypatch.setattr(llama, "ONEDNN_MIN_MACS", 0 if onednn else float("inf"))
     torch.manual_seed(0)
     cfg = LlamaConfig(vocab_size=300, hidden_size=64, intermediate_size=128, num_hidden_layers=3,
                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
@@ -85,6 +88,33 @@ def test_fast_path_greedy_equals_hf_generate_with_left_padding_and_gqa(monkeypat
     assert torch.equal(ours.tokens, hf_greedy(model, prompts, 20))
     assert torch.equal(ours.tokens, generate(model, prompts, pad_id=0, stop_ids=[], max_new_tokens=20,
                                              fast=False).tokens)
+
+
+@pytest.mark.parametrize("pack", [True, False])
+def test_linear_agrees_with_f_linear_on_either_backend(monkeypatch, pack):
+    from instructgpt.generation import llama
+    torch.manual_seed(0)
+    w, b, x, residual = torch.randn(48, 32), torch.randn(48), torch.randn(5, 32), torch.randn(5, 48)
+    for threshold, onednn in ((0, llama._onednn_linear() is not None), (float("inf"), False)):
+        monkeypatch.setattr(llama, "ONEDNN_MIN_MACS", threshold)
+        for bias in (b, None):
+            linear = llama.Linear(w, bias, pack=pack)
+            assert linear._onednn(x) == onednn
+            expected = torch.nn.functional.linear(x, w, bias)
+            assert torch.allclose(linear(x), expected, atol=1e-5)
+            assert torch.allclose(linear.add(x, residual), residual + expected, atol=1e-5)
+
+
+def test_a_lean_forward_built_once_decodes_like_a_fresh_one_every_call():
+    from instructgpt.generation.llama import LeanLlama
+    model = tiny_model()
+    lean = LeanLlama(model)
+    prompts = [[5, 6, 7, 8], [9, 10]]
+    fresh = generate(model, prompts, pad_id=0, stop_ids=[], max_new_tokens=8)
+    for _ in range(2):  # the cache of a call does not leak into the next
+        again = generate(model, prompts, pad_id=0, stop_ids=[], max_new_tokens=8, lean=lean)
+        assert torch.equal(again.tokens, fresh.tokens)
+        assert torch.equal(again.logprobs, fresh.logprobs)
 
 
 def test_fast_path_handles_qkv_bias_of_qwen2():

@@ -7,6 +7,7 @@ from typing import Sequence
 import torch
 
 from instructgpt.generation.decode import generate
+from instructgpt.generation.llama import LeanLlama, supports
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ def sample_many(model, tokenizer, prompts: Sequence[Sequence[int]], *, pad_id: i
     was_training = model.training
     model.eval()
     generator = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
+    lean = LeanLlama(model) if supports(model) else None  # the weights stay as they are for every batch
     jobs = sorted(((i, k) for i in range(len(prompts)) for k in range(n)), key=lambda j: len(prompts[j[0]]))
     out: list[list[Sample | None]] = [[None] * n for _ in prompts]
     for start in range(0, len(jobs), batch_size):
@@ -38,7 +40,7 @@ def sample_many(model, tokenizer, prompts: Sequence[Sequence[int]], *, pad_id: i
         gen = generate(model, [prompts[i] for i, _ in chunk], pad_id=pad_id, stop_ids=stop_ids,
                        max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, generator=generator,
                        stop_strings=[tuple(stop_strings)] * len(chunk) if stop_strings else None,
-                       tokenizer=tokenizer)
+                       tokenizer=tokenizer, lean=lean)
         texts = gen.texts(tokenizer)
         sums = gen.logprobs.sum(1).tolist()
         for row, (i, k) in enumerate(chunk):

@@ -128,8 +128,8 @@ class _HFStepper:
 class _LeanStepper:
     """`LeanLlama` over a cache preallocated for the prompt and every new token."""
 
-    def __init__(self, model, ids: torch.Tensor, attention: torch.Tensor, max_new_tokens: int):
-        self.lean = LeanLlama(model)
+    def __init__(self, lean: LeanLlama, ids: torch.Tensor, attention: torch.Tensor, max_new_tokens: int):
+        self.lean = lean
         self.cache = self.lean.new_cache(ids.size(0), ids.size(1) + max_new_tokens)
         self.ids, self.positions, self.real = ids, position_ids(attention), attention.bool()
 
@@ -148,7 +148,7 @@ def generate(model, prompts: Sequence[Sequence[int]], *, pad_id: int, stop_ids: 
              max_new_tokens: int | Sequence[int], temperature=0.0, top_k=0, top_p=1.0,
              generator: torch.Generator | None = None, row_generators: Sequence[torch.Generator] | None = None,
              stop_strings: Sequence[Sequence[str]] | None = None, tokenizer=None,
-             on_step: StepHook | None = None, fast: bool = True) -> Generation:
+             on_step: StepHook | None = None, fast: bool = True, lean: LeanLlama | None = None) -> Generation:
     """Continue every prompt until a stop id, a stop string or `max_new_tokens`.
 
     max_new_tokens / temperature / top_k / top_p: scalars or one per row; temperature 0 = greedy.
@@ -156,6 +156,8 @@ def generate(model, prompts: Sequence[Sequence[int]], *, pad_id: int, stop_ids: 
     else `generator` for the whole batch, else torch's global generator.
     stop_strings: per row; they need `tokenizer` to read the text as it grows.
     fast=False forces the HF forward (the reference the fast path is tested against).
+    lean: `LeanLlama(model)` built earlier, for callers that decode many batches with weights that
+    do not change in between; None builds one now (when the model `supports()` it).
     """
     device = next(model.parameters()).device
     ids, attention = (t.to(device) for t in left_pad(prompts, pad_id))
@@ -166,8 +168,9 @@ def generate(model, prompts: Sequence[Sequence[int]], *, pad_id: int, stop_ids: 
         raise ValueError(f"{len(row_generators)} row generators for {B} prompts")
     limits = per_row(max_new_tokens, B, torch.long, device)
     longest = int(limits.max())
-    step = (_LeanStepper(model, ids, attention, longest) if fast and supports(model)
-            else _HFStepper(model, ids, attention))
+    if fast and lean is None and supports(model):
+        lean = LeanLlama(model)
+    step = _LeanStepper(lean, ids, attention, longest) if fast and lean is not None else _HFStepper(model, ids, attention)
     temperature = per_row(temperature, B, torch.float, device)
     top_k, top_p = per_row(top_k, B, torch.long, device), per_row(top_p, B, torch.float, device)
     sampling = bool((temperature >= MIN_TEMPERATURE).any())
@@ -180,10 +183,11 @@ def generate(model, prompts: Sequence[Sequence[int]], *, pad_id: int, stop_ids: 
         logits = step()                                                                 # (B, V)
         if sampling:
             nxt = choose(logits, temperature, top_k, top_p, _uniform(B, generator, row_generators, device))
+            chosen = logits.gather(1, nxt[:, None]).squeeze(1)
         else:
-            nxt = logits.argmax(-1)
+            chosen, nxt = logits.max(-1)  # the greedy token and its logit in one pass
         nxt = nxt.masked_fill_(done, pad_id)
-        logprobs.append(logits.log_softmax(-1).gather(1, nxt[:, None]).squeeze(1))
+        logprobs.append(chosen - logits.logsumexp(-1))  # log p(token); rows already done are masked below
         live = ~done
         masks.append(live)
         tokens.append(nxt)

@@ -130,7 +130,9 @@ def _fused_projection(attn, heads: int, kv_heads: int, head_dim: int) -> tuple[t
 class LeanLlama:
     """Decoding-only forward of a Llama-family `model`, weights taken as they are now.
 
-    Build one per `generate` call, so a model trained between calls (PPO) is read afresh. Every
+    Weights are read when it is built: build one per `generate` call where the model trains
+    between calls (PPO); callers whose weights stay fixed (the inference engine, `sample_many`)
+    build one and pass it to every call, which spares the copies below each time. Every
     op counts at small sizes (one costs ~10 µs on a small CPU, as much as a small matmul): small
     models get fused copies of q|k|v (with rotary folded in) and gate|up, so a layer is 4
     matmuls and a dozen other ops. Larger models, where streaming the weights costs more than
@@ -139,6 +141,7 @@ class LeanLlama:
     none. Residual adds ride on the products (`Linear.add`).
     """
 
+    @torch.no_grad()
     def __init__(self, model: torch.nn.Module):
         cfg = model.config
         self.dtype = model.dtype
@@ -219,6 +222,8 @@ class LeanLlama:
             mask = mask.expand(B, 1, T, stop).clone()
             mask[..., start:] &= torch.ones(T, T, dtype=torch.bool, device=mask.device).tril()
             mask[..., torch.arange(T), torch.arange(start, stop)] = True
+        # as an additive bias, made once: a boolean mask is converted in every layer's attention
+        mask = torch.zeros(mask.shape, dtype=self.dtype, device=mask.device).masked_fill_(~mask, float("-inf"))
         cos, sin = cache.cos[positions][:, :, None], cache.sin[positions][:, :, None]   # (B, T, 1, D)
         Hq, Hkv, D = self.heads, self.kv_heads, self.head_dim
         x = F.embedding(input_ids, self.embed).view(B * T, self.hidden)                # (B*T, H)

@@ -20,6 +20,7 @@ import torch
 
 from instructgpt.config.errors import UserError
 from instructgpt.generation import generate
+from instructgpt.generation.llama import LeanLlama, supports
 from instructgpt.models.build import load_model, pad_id
 from instructgpt.models.heads import TASKS_FILE, is_heads_folder, load_tasks_json
 from instructgpt.tokenizer.chat import encode_chat, stop_ids
@@ -70,7 +71,9 @@ def heads_cannot_generate(path: Path) -> UserError:
 
 
 class Engine:
-    """One model and its tokenizer, loaded once; thread-compatible (callers serialise decoding)."""
+    """One model and its tokenizer, loaded once; thread-compatible (callers serialise decoding).
+    The decoder's fast path reads the weights at the first decode and keeps them: build a new
+    Engine for a model whose weights changed since."""
 
     def __init__(self, path: Path, model, tokenizer, tasks: dict[str, dict[str, Any]] | None = None):
         self.path, self.model, self.tokenizer = path, model, tokenizer
@@ -80,6 +83,7 @@ class Engine:
         self.pad_id, self.stop_ids = pad_id(tokenizer), stop_ids(tokenizer)
         self.max_length = int(getattr(model.config, "max_position_embeddings", 0) or 1 << 30)
         self._classifier = None
+        self._lean: LeanLlama | None = None
 
     @staticmethod
     def from_checkpoint(path: str | Path, device: str = "auto", dtype: str = "auto",
@@ -139,12 +143,14 @@ class Engine:
                     cancelled[row] = True
             return cancelled.to(tokens.device)
 
+        if self._lean is None and supports(self.model):
+            self._lean = LeanLlama(self.model)
         gen = generate(
             self.model, prompts, pad_id=self.pad_id, stop_ids=self.stop_ids,
             max_new_tokens=[p.max_new_tokens for p in params], temperature=[p.temperature for p in params],
             top_k=[p.top_k for p in params], top_p=[p.top_p for p in params],
             row_generators=[self._generator(p.seed) for p in params], stop_strings=[p.stop for p in params],
-            tokenizer=self.tokenizer, on_step=on_step if sink is not None else None)
+            tokenizer=self.tokenizer, on_step=on_step if sink is not None else None, lean=self._lean)
         texts = gen.texts(self.tokenizer)
         out = []
         for row, prompt in enumerate(prompts):
