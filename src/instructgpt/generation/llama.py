@@ -56,7 +56,10 @@ class Linear:
                               if self.op is not None and pack else weight.contiguous())
 
     def _onednn(self, x: torch.Tensor) -> bool:
-        return self.op is not None and x.size(0) >= self.rows_min
+        """Large enough, and fp32 in: under autocast (evaluation inside bf16 training) the
+        activations may be bf16, which oneDNN's op does not cast; F.linear does."""
+        return (self.op is not None and x.size(0) >= self.rows_min and x.dtype == torch.float32
+                and not torch.is_autocast_enabled("cpu"))
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if self._onednn(x):
@@ -64,7 +67,7 @@ class Linear:
         return F.linear(x, self.weight, self.bias)
 
     def add(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-        if self._onednn(x):
+        if self._onednn(x) and residual.dtype == torch.float32:
             return self.op.binary(x, residual, self.onednn_weight, self.bias, "add")
         if self.bias is None:
             return torch.addmm(residual, x, self.weight.t())
