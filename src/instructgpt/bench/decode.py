@@ -19,7 +19,7 @@ import torch
 from instructgpt.bench import harness
 from instructgpt.bench.harness import Steps
 from instructgpt.generation.decode import generate, left_pad
-from instructgpt.generation.llama import LeanLlama, supports
+from instructgpt.generation.llama import prepare, supports
 from instructgpt.models.build import count_parameters
 from instructgpt.utils.logging import info
 
@@ -48,7 +48,7 @@ def measure(model, batch: int, new_tokens: int, rounds: int) -> tuple[dict[str, 
                              min_new_tokens=new_tokens, do_sample=False, pad_token_id=0, eos_token_id=None)
         return out[:, ids.size(1):]
 
-    lean = LeanLlama(model) if supports(model) else None  # built once, as the inference engine does
+    lean = prepare(model)  # built once, as the inference engine does
 
     def ours() -> torch.Tensor:
         return generate(model, prompts, pad_id=0, stop_ids=[], max_new_tokens=new_tokens, lean=lean).tokens

@@ -7,7 +7,7 @@ from typing import Sequence
 import torch
 
 from instructgpt.generation.decode import generate
-from instructgpt.generation.llama import LeanLlama, supports
+from instructgpt.generation.llama import prepare
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ def sample_many(model, tokenizer, prompts: Sequence[Sequence[int]], *, pad_id: i
     was_training = model.training
     model.eval()
     generator = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
-    lean = LeanLlama(model) if supports(model) else None  # the weights stay as they are for every batch
+    lean = prepare(model)  # the weights stay as they are for every batch
     jobs = sorted(((i, k) for i in range(len(prompts)) for k in range(n)), key=lambda j: len(prompts[j[0]]))
     out: list[list[Sample | None]] = [[None] * n for _ in prompts]
     for start in range(0, len(jobs), batch_size):

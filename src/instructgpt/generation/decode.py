@@ -11,7 +11,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from instructgpt.generation.llama import LeanLlama, supports
+from instructgpt.generation.llama import LeanLlama, prepare
 from instructgpt.models.parts import position_ids
 
 MIN_TEMPERATURE = 1e-4  # below it a row decodes greedily
@@ -157,7 +157,7 @@ def generate(model, prompts: Sequence[Sequence[int]], *, pad_id: int, stop_ids: 
     stop_strings: per row; they need `tokenizer` to read the text as it grows.
     fast=False forces the HF forward (the reference the fast path is tested against).
     lean: `LeanLlama(model)` built earlier, for callers that decode many batches with weights that
-    do not change in between; None builds one now (when the model `supports()` it).
+    do not change in between (`prepare(model)`); None prepares one now.
     """
     device = next(model.parameters()).device
     ids, attention = (t.to(device) for t in left_pad(prompts, pad_id))
@@ -168,8 +168,8 @@ def generate(model, prompts: Sequence[Sequence[int]], *, pad_id: int, stop_ids: 
         raise ValueError(f"{len(row_generators)} row generators for {B} prompts")
     limits = per_row(max_new_tokens, B, torch.long, device)
     longest = int(limits.max())
-    if fast and lean is None and supports(model):
-        lean = LeanLlama(model)
+    if fast and lean is None:
+        lean = prepare(model)
     step = _LeanStepper(lean, ids, attention, longest) if fast and lean is not None else _HFStepper(model, ids, attention)
     temperature = per_row(temperature, B, torch.float, device)
     top_k, top_p = per_row(top_k, B, torch.long, device), per_row(top_p, B, torch.float, device)

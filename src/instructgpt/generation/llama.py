@@ -13,8 +13,9 @@ per `LeanLlama`) and does only the math:
 The rotary angles come from the model's own rotary embedding and its norms are the model's own
 (fused `F.rms_norm` in fp32, bitwise equal), so greedy outputs equal `model.generate` (tests on
 fp32 and bf16). In fp32 on a CPU the products go through oneDNN, the library torch.compile's CPU
-backend calls, instead of MKL's GEMM, which runs the few-row products of decoding 1.3-3x slower
-(`benchmarks/results/decode.md`); the sums differ in the last bits, not the greedy tokens (tests).
+backend calls, instead of MKL's GEMM, which ran the 16-row products of decoding 1.3-3.5x slower
+than oneDNN on packed weights (measured on SmolLM2's and the tiny model's shapes); the sums differ
+in the last bits, not the greedy tokens (tests).
 Models outside `supports()` take the generic path.
 """
 from __future__ import annotations
@@ -45,21 +46,22 @@ def _onednn_linear():
 class Linear:
     """x W^T (+ b), and `add`: residual + x W^T (+ b). Products of at least ONEDNN_MIN_MACS
     multiply-adds with fp32 weights on a CPU go through oneDNN, others through `F.linear`.
-    pack=True gives oneDNN a copy of W reordered into its blocked layout: 1.3-2.5x faster again
+    pack=True gives oneDNN a copy of W reordered into its blocked layout: 1.4-2.4x faster again
     at 16 rows (measured), for the memory of the copy."""
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None, pack: bool = False):
         self.weight, self.bias = weight, bias
         self.op = _onednn_linear() if weight.device.type == "cpu" and weight.dtype == torch.float32 else None
         self.rows_min = ONEDNN_MIN_MACS / weight.numel()
-        self.onednn_weight = (torch.ops.mkldnn._reorder_linear_weight(weight.contiguous())
-                              if self.op is not None and pack else weight.contiguous())
+        if self.op is not None:
+            self.onednn_weight = (torch.ops.mkldnn._reorder_linear_weight(weight.contiguous()) if pack
+                                  else weight.contiguous())
 
     def _onednn(self, x: torch.Tensor) -> bool:
-        """Large enough, and fp32 in: under autocast (evaluation inside bf16 training) the
-        activations may be bf16, which oneDNN's op does not cast; F.linear does."""
-        return (self.op is not None and x.size(0) >= self.rows_min and x.dtype == torch.float32
-                and not torch.is_autocast_enabled("cpu"))
+        """Large enough, and outside autocast: there (evaluation inside bf16 training) activations
+        arrive in bf16, which oneDNN's op does not cast and F.linear does. Outside it, an fp32
+        model's activations are fp32."""
+        return self.op is not None and x.size(0) >= self.rows_min and not torch.is_autocast_enabled("cpu")
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if self._onednn(x):
@@ -67,7 +69,7 @@ class Linear:
         return F.linear(x, self.weight, self.bias)
 
     def add(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-        if self._onednn(x) and residual.dtype == torch.float32:
+        if self._onednn(x):
             return self.op.binary(x, residual, self.onednn_weight, self.bias, "add")
         if self.bias is None:
             return torch.addmm(residual, x, self.weight.t())
@@ -82,6 +84,11 @@ def supports(model: torch.nn.Module) -> bool:
     rope = (getattr(cfg, "rope_parameters", None) or {}).get("rope_type", "default")
     return (getattr(cfg, "hidden_act", "silu") == "silu" and rope in STATIC_ROPE
             and not getattr(cfg, "mlp_bias", False) and not getattr(cfg, "use_sliding_window", False))
+
+
+def prepare(model: torch.nn.Module) -> "LeanLlama | None":
+    """`LeanLlama(model)`, its weights read now, or None where `supports()` says no (the HF forward)."""
+    return LeanLlama(model) if supports(model) else None
 
 
 @dataclass
@@ -158,7 +165,7 @@ class LeanLlama:
         self.rotary_emb = base.rotary_emb
         rows = (2 * self.heads + 3 * self.kv_heads) * self.head_dim + 2 * cfg.intermediate_size
         self.fused = rows * self.hidden * self.embed.element_size() <= FUSE_MAX_BYTES
-        self.pack = rows * self.hidden * self.embed.element_size() * cfg.num_hidden_layers <= PACK_MAX_BYTES
+        self.pack = sum(p.numel() * p.element_size() for p in model.parameters()) <= PACK_MAX_BYTES
         self.layers = [self._layer(layer) for layer in base.layers]
         self.head = Linear(model.lm_head.weight, pack=self.pack)
 

@@ -20,7 +20,7 @@ import torch
 
 from instructgpt.config.errors import UserError
 from instructgpt.generation import generate
-from instructgpt.generation.llama import LeanLlama, supports
+from instructgpt.generation.llama import LeanLlama, prepare
 from instructgpt.models.build import load_model, pad_id
 from instructgpt.models.heads import TASKS_FILE, is_heads_folder, load_tasks_json
 from instructgpt.tokenizer.chat import encode_chat, stop_ids
@@ -143,8 +143,8 @@ class Engine:
                     cancelled[row] = True
             return cancelled.to(tokens.device)
 
-        if self._lean is None and supports(self.model):
-            self._lean = LeanLlama(self.model)
+        if self._lean is None:
+            self._lean = prepare(self.model)
         gen = generate(
             self.model, prompts, pad_id=self.pad_id, stop_ids=self.stop_ids,
             max_new_tokens=[p.max_new_tokens for p in params], temperature=[p.temperature for p in params],
