@@ -96,3 +96,27 @@ def test_objective_and_arch_must_agree(tmp_path, tokenizer_dir, corpus_file):
     from instructgpt.config import UserError
     with pytest.raises(UserError, match="model.arch=bert"):
         pretrain.run(cfg_for(tmp_path, "x", tokenizer_dir, corpus_file, "objective=mlm"))
+
+
+def test_clm_step_through_chunked_head_equals_full_logits_loss():
+    """The pretraining step's chunked head + cross-entropy gives the loss and gradients of
+    `causal_lm_loss` on the full logits."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from instructgpt.data.lm import LMBatch
+    from instructgpt.objectives import causal_lm_loss
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=300, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                         intermediate_size=128, tie_word_embeddings=False))
+    ids = torch.randint(0, 300, (3, 17))
+    loss, tokens = pretrain._step(model, LMBatch(ids, ids.clone()), causal_lm_loss)
+    loss.backward()
+    chunked = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    full, _ = causal_lm_loss(model(input_ids=ids).logits, ids)
+    full.backward()
+    assert tokens == ids.numel()
+    assert torch.allclose(loss, full, rtol=1e-5)
+    for a, b in zip(chunked, (p.grad for p in model.parameters())):
+        assert torch.allclose(a, b, atol=1e-5)
+

@@ -162,9 +162,9 @@ def test_world_fact_answers_match_the_tables():
 
 
 def test_corpus_is_deterministic_prose_about_the_world():
-    text = "\n\n".join(iter_corpus(seed=0, n_bytes=60_000))
-    assert text == "\n\n".join(iter_corpus(seed=0, n_bytes=60_000))
-    assert text != "\n\n".join(iter_corpus(seed=1, n_bytes=60_000))
+    text = "\n\n".join(iter_corpus(seed=0, n_bytes=100_000))
+    assert text == "\n\n".join(iter_corpus(seed=0, n_bytes=100_000))
+    assert text != "\n\n".join(iter_corpus(seed=1, n_bytes=100_000))
     assert "{" not in text and "}" not in text
     assert "Question:" not in text and "Answer:" not in text
     sentences = re.split(r"(?<=\.) ", text.replace("\n\n", " "))
@@ -183,6 +183,11 @@ def test_corpus_is_deterministic_prose_about_the_world():
     capitals_spelled = [m.groups() for s in sentences
                         if (m := re.fullmatch(r"In capital letters, ([a-z-]+) is written ([A-Z-]+)\.", s))]
     assert capitals_spelled and all(low.upper() == up for low, up in capitals_spelled)
+    copied = re.findall(r"The list said ([a-z -]+)\. \w+ copied it: ([a-z -]+)\.", text)
+    assert copied and all(first == second for first, second in copied)
+    shouted = [m.groups() for s in sentences
+               if (m := re.fullmatch(r"\w+ whispered ([a-z -]+), and \w+ shouted ([A-Z -]+)\.", s))]
+    assert shouted and all(low.upper() == up for low, up in shouted)
     assert all(len(p.split(". ")) >= 2 for p in text.split("\n\n")), "paragraphs, not lines"
 
 

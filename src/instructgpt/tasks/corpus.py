@@ -108,6 +108,14 @@ NOTES = (
     "The password is {word}. Type {word} to log in.",
     "The label said {word}, and {other} could not read it, so {name} spelled it out: {word}.",
 )
+DICTATION = (
+    "{name} read out the words {words}, and {other} wrote them down: {words}.",
+    "The list said {words}. {name} copied it: {words}.",
+    "{name} asked {other} to repeat {words}, and {other} said {words}.",
+    "On the board: {words}. In {name}'s notebook: {words}.",
+    "{name} wrote {words} in capitals: {upper}.",
+    "{name} whispered {words}, and {other} shouted {upper}.",
+)
 PEOPLE = (
     "{name}'s birthday is on {date}.",
     "{name} paid {price} for {a_product} at the {street} Street store.",
@@ -226,6 +234,21 @@ def _notes(rng: random.Random) -> list[str]:
                 price=price, street=rng.choice(STREETS), word=spelled(random_word(rng)))
 
 
+def _dictation(rng: random.Random) -> list[str]:
+    """Lists of mostly made-up words said twice: no memory predicts the second saying, only the
+    first one does, so these teach the model to copy from its context (what the letter tasks,
+    the notices and the extraction tasks need) instead of recalling the corpus."""
+    name, other = rng.sample(NAMES, 2)
+    out = []
+    for template in rng.sample(DICTATION, 2):
+        words = [random_word(rng) for _ in range(rng.randint(2, 4))]
+        if rng.random() < 0.5:
+            words = [spelled(w) for w in words]
+        out.append(template.format(name=name, other=other, words=" ".join(words),
+                                   upper=" ".join(w.upper() for w in words)))
+    return out
+
+
 def _people(rng: random.Random) -> list[str]:
     name, other = rng.sample(NAMES, 2)
     product = rng.choice(PRODUCTS)
@@ -239,7 +262,7 @@ def _people(rng: random.Random) -> list[str]:
 # held-in tasks train (sums, letters, copying from a notice or a note), get more.
 PARAGRAPHS: tuple[tuple[Callable[[random.Random], list[str]], int], ...] = (
     (_country, 3), (_animal, 3), (_food, 1), (_shop, 1), (_notice, 2), (_arithmetic, 4),
-    (_review, 1), (_topic, 2), (_wordplay, 4), (_people, 1), (_notes, 3),
+    (_review, 1), (_topic, 2), (_wordplay, 4), (_people, 1), (_notes, 3), (_dictation, 20),
 )
 
 
