@@ -1,5 +1,5 @@
 """Tokenizer: BPE with single digits, special tokens, ChatML template and the assistant loss mask."""
-from instructgpt.tokenizer import SPECIAL_TOKENS, encode_chat
+from instructgpt.tokenizer import SPECIAL_TOKENS, encode_chat, encode_chats
 
 
 def test_digits_are_single_tokens(tokenizer):
@@ -31,6 +31,20 @@ def test_chat_mask_covers_assistant_and_end_of_turn(tokenizer):
                                                                  add_generation_prompt=True),
                                    add_special_tokens=False)
     assert not any(mask)
+
+
+def test_batched_conversations_equal_the_template_one_by_one(tokenizer):
+    conversations = [[{"role": "user", "content": f"Add {i} and {i * 7}."}, {"role": "assistant", "content": str(i * 8)}]
+                     for i in range(5)]
+    conversations += [[{"role": "system", "content": ""}, {"role": "user", "content": "héllo  \n ✓"},
+                       {"role": "assistant", "content": ""}], [{"role": "user", "content": "only a question"}]]
+    for generation_prompt in (False, True):
+        batched = encode_chats(tokenizer, conversations, add_generation_prompt=generation_prompt)
+        assert batched == [encode_chat(tokenizer, c, add_generation_prompt=generation_prompt) for c in conversations]
+        for (ids, mask), messages in zip(batched, conversations):
+            rendered = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
+            assert ids == tokenizer.encode(rendered, add_special_tokens=False) and len(mask) == len(ids)
+    assert encode_chats(tokenizer, []) == []
 
 
 def test_saved_folder_reloads_with_template(tokenizer_dir):

@@ -21,7 +21,7 @@ from instructgpt.objectives.linear_ce import linear_cross_entropy
 from instructgpt.objectives.sft import (STEP_WEIGHTS, Reduction, example_losses_at, loss_positions,
                                         weighted_loss)
 from instructgpt.stages.sft_eval import score_tasks, summarize
-from instructgpt.tokenizer.chat import encode_chat
+from instructgpt.tokenizer.chat import encode_chats
 from instructgpt.tokenizer.train import load_tokenizer
 from instructgpt.train import fit
 from instructgpt.train.flops import training_flops_per_token
@@ -56,7 +56,7 @@ def run(cfg: SFTConfig, resume: bool = False) -> Path:
     if not resume and dist.is_main():
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
 
-    encoded = {t.name: [encode_chat(tokenizer, ex["messages"]) for ex in t.splits["train"]] for t in held_in}
+    encoded = {t.name: encode_chats(tokenizer, [ex["messages"] for ex in t.splits["train"]]) for t in held_in}
     steps = plan_steps(encoded, cfg)
     task_ids = {name: i for i, name in enumerate(encoded)}
     pad = pad_id(tokenizer)

@@ -1,4 +1,4 @@
 """Tokenizer: byte-level BPE training, ChatML template, messages -> ids + loss mask."""
-from instructgpt.tokenizer.chat import CHAT_TEMPLATE, SPECIAL_TOKENS, encode_chat
+from instructgpt.tokenizer.chat import CHAT_TEMPLATE, SPECIAL_TOKENS, encode_chat, encode_chats
 
-__all__ = ["CHAT_TEMPLATE", "SPECIAL_TOKENS", "encode_chat"]
+__all__ = ["CHAT_TEMPLATE", "SPECIAL_TOKENS", "encode_chat", "encode_chats"]
