@@ -109,7 +109,7 @@ def test_clm_step_through_chunked_head_equals_full_logits_loss():
     model = LlamaForCausalLM(LlamaConfig(vocab_size=300, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
                                          intermediate_size=128, tie_word_embeddings=False))
     ids = torch.randint(0, 300, (3, 17))
-    loss, tokens = pretrain._step(model, LMBatch(ids, ids.clone()), causal_lm_loss)
+    loss, tokens = pretrain._clm_step(model, LMBatch(ids, ids.clone()))
     loss.backward()
     chunked = [p.grad.clone() for p in model.parameters()]
     model.zero_grad()

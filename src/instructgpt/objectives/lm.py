@@ -13,10 +13,17 @@ def next_token_nll(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Te
     logits: (B, T, V); labels: (B, T) with IGNORE_INDEX where no loss.
     Returns (nll (B*(T-1),) with 0 where ignored, keep (B*(T-1),) bool).
     """
-    targets = labels[:, 1:].reshape(-1)                                         # (B*(T-1),)
+    targets, keep = next_token_targets(labels)                                  # (B*(T-1),)
     nll = F.cross_entropy(logits[:, :-1].reshape(-1, logits.size(-1)).float(), targets,
                           ignore_index=IGNORE_INDEX, reduction="none")          # (B*(T-1),)
-    return nll, targets != IGNORE_INDEX
+    return nll, keep
+
+
+def next_token_targets(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(targets, keep), both (B*(T-1),): what position t < T-1 predicts, labels[t+1], and whether it
+    carries loss. labels: (B, T) with IGNORE_INDEX where no loss."""
+    targets = labels[:, 1:].reshape(-1)
+    return targets, targets != IGNORE_INDEX
 
 
 def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:

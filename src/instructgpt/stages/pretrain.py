@@ -15,10 +15,11 @@ from instructgpt.models.build import build_model, count_parameters
 from instructgpt.models.parts import lm_parts
 from instructgpt.objectives import causal_lm_loss, masked_lm_loss
 from instructgpt.objectives.linear_ce import linear_cross_entropy
+from instructgpt.objectives.lm import next_token_targets
 from instructgpt.tokenizer.train import load_tokenizer
 from instructgpt.train import fit
 from instructgpt.train.flops import training_flops_per_token
-from instructgpt.utils import IGNORE_INDEX, dist
+from instructgpt.utils import dist
 from instructgpt.utils.io import require_writable
 from instructgpt.utils.logging import MetricsLogger, info
 from instructgpt.utils.seed import set_seed
@@ -62,7 +63,8 @@ def run(cfg: PretrainConfig, resume: bool = False) -> Path:
 
     logger = MetricsLogger(out.parent / "metrics" / f"{out.name}.jsonl", out.parent / "tb" / out.name)
     try:
-        result = fit(model, lambda m, b: _step(m, b, loss_fn), batches, t, cfg.optim, out, logger,
+        step = _clm_step if cfg.objective == "clm" else (lambda m, b: _step(m, b, loss_fn))
+        result = fit(model, step, batches, t, cfg.optim, out, logger,
                      evaluate=_evaluator(cfg, val_shard, corrupt, loss_fn), resume=resume,
                      desc=f"pretrain ({cfg.objective})", flops_per_token=training_flops_per_token(non_embedding))
     finally:
@@ -122,24 +124,23 @@ def check_config(cfg: PretrainConfig) -> None:
 
 
 def _step(model: torch.nn.Module, batch: LMBatch, loss_fn) -> tuple[torch.Tensor, int]:
-    if loss_fn is causal_lm_loss:
-        decoder, head = lm_parts(model)
-        if type(head) is torch.nn.Linear:
-            return _clm_step(decoder, head, batch), batch.input_ids.numel()
     loss, _ = loss_fn(model(input_ids=batch.input_ids).logits, batch.labels)
     return loss, batch.input_ids.numel()
 
 
-def _clm_step(decoder: torch.nn.Module, head: torch.nn.Linear, batch: LMBatch) -> torch.Tensor:
-    """`causal_lm_loss` with the output head and the cross-entropy in chunks (objectives/linear_ce.py):
-    no (B·T, V) logits tensor is kept for the backward pass. The demo's pretraining (tiny preset,
-    16 × 256 tokens, bf16) ran 150 steps in 35–36 s against 43–44 s through the full logits."""
+def _clm_step(model: torch.nn.Module, batch: LMBatch) -> tuple[torch.Tensor, int]:
+    """`_step` with `causal_lm_loss`, the output head and the cross-entropy in chunks
+    (objectives/linear_ce.py): no (B·T, V) logits tensor is kept for the backward pass. The demo's
+    pretraining (tiny preset, 16 × 256 tokens, bf16) ran 150 steps in 35–36 s against 43–44 s
+    through the full logits."""
+    decoder, head = lm_parts(model)
+    if type(head) is not torch.nn.Linear:  # e.g. a wrapped head: its own forward
+        return _step(model, batch, causal_lm_loss)
     hidden = decoder(input_ids=batch.input_ids).last_hidden_state                # (B, T, H)
-    targets = batch.labels[:, 1:].reshape(-1)                                    # (B*(T-1),)
-    keep = targets != IGNORE_INDEX
+    targets, keep = next_token_targets(batch.labels)                             # (B*(T-1),)
     positions = hidden[:, :-1].reshape(-1, hidden.size(-1))[keep]
     loss, _ = linear_cross_entropy(positions, head, targets[keep], torch.ones(int(keep.sum()), device=hidden.device))
-    return loss
+    return loss, batch.input_ids.numel()
 
 
 def _corruption(cfg: PretrainConfig, tokenizer):

@@ -59,10 +59,9 @@ def encode_chats(tokenizer, conversations: Sequence[Sequence[dict]], add_generat
         ids: list[int] = []
         mask: list[bool] = []
         for message in messages:
-            content = next(pieces) + [im_end]
-            ids += header[message["role"]] + content + newline
-            mask += ([False] * len(header[message["role"]]) + [message["role"] == "assistant"] * len(content)
-                     + [False] * len(newline))
+            head, content = header[message["role"]], next(pieces) + [im_end]
+            ids += head + content + newline
+            mask += [False] * len(head) + [message["role"] == "assistant"] * len(content) + [False] * len(newline)
         if add_generation_prompt:
             ids += header["assistant"]
             mask += [False] * len(header["assistant"])
