@@ -143,3 +143,29 @@ def test_non_finite_steps_in_a_row_stop_naming_the_step_and_tasks_and_keep_the_g
     assert "3 steps in a row had a non-finite loss or gradient, the last step 4 (tasks: colour, parity)" in message
     assert f"The last good checkpoint is {tmp_path / 'run' / 'checkpoints' / 'step-1'}" in message
     assert latest_checkpoint(tmp_path / "run" / "checkpoints").name == "step-1"
+
+
+@pytest.mark.parametrize("setting, seq_len, during", [("auto", 256, "eager"), ("auto", 512, "sdpa"),
+                                                      ("sdpa", 256, "sdpa"), ("eager", 1024, "eager")])
+def test_attention_kernel_while_training_and_restored_after(tmp_path, setting, seq_len, during):
+    """On a CPU `auto` trains short sequences with eager attention (faster there) and longer ones
+    with the model's own; either way the model leaves fit() with the implementation it came with."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=32, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                         intermediate_size=32, max_position_embeddings=64, attn_implementation="sdpa"))
+    ids, labels = data()
+    seen = []
+
+    def step_fn(m, b):
+        seen.append(m.config._attn_implementation)
+        return causal_lm_loss(m(input_ids=b.input_ids).logits, b.labels)[0], b.input_ids.numel()
+
+    cfg = TrainConfig(max_steps=2, batch_size=8, seq_len=seq_len, attention=setting, device="cpu", progress=False,
+                      save_every=0)
+    logger = MetricsLogger(tmp_path / "m.jsonl")
+    fit(model, step_fn, lambda step: [LMBatch(ids, labels)], cfg, OptimConfig(lr=0.01, warmup_steps=0),
+        tmp_path / "run", logger)
+    logger.close()
+    assert seen == [during, during]
+    assert model.config._attn_implementation == "sdpa"

@@ -47,6 +47,9 @@ class TrainConfig(StrictConfig):
         "auto", description="bf16 = autocast, fp32 master weights; auto = bf16 where the device runs bf16 "
         "matmuls faster than fp32 (GPUs, CPUs with AMX), else fp32")
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
+    attention: Literal["auto", "sdpa", "eager"] = Field(
+        "auto", description="attention kernel of a Hugging Face model while training: auto = eager on a CPU "
+        "up to 256 tokens a sequence (faster there, train/attention.py), else the model's own (SDPA)")
     compile: bool = Field(False, description="torch.compile the transformer bodies (dynamic shapes): minutes "
                           "to compile, then ~20% faster steps on a CPU; pays on long runs")
     seed: int = 0

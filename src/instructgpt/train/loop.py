@@ -14,6 +14,7 @@ import torch
 from instructgpt.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from instructgpt.config.errors import UserError
 from instructgpt.config.schema import OptimConfig, TrainConfig
+from instructgpt.train.attention import resolve_attention, use_attention
 from instructgpt.train.flops import measure_peak_flops, mfu, resolve_precision
 from instructgpt.train.optim import build_optimizer, build_scheduler
 from instructgpt.train.parallel import Parallel
@@ -81,6 +82,7 @@ def fit(model: torch.nn.Module, step_fn: StepFn, batches_for_step: Callable[[int
         info(f"{desc}: no checkpoint to resume from in {ckpt_root}; starting at step 0")
     state = load_checkpoint(ckpt, model) if ckpt is not None else None  # weights before any wrapping
     model.to(device)
+    restore_attention = use_attention(model, resolve_attention(train.attention, device, train.seq_len))
     if train.compile:
         from instructgpt.train.compile import compile_decoders
         info(f"{desc}: torch.compile of {compile_decoders(model)} transformer body(ies); the first step compiles")
@@ -157,6 +159,7 @@ def fit(model: torch.nn.Module, step_fn: StepFn, batches_for_step: Callable[[int
         raise
     finally:
         bar.close()
+        restore_attention()
     if evaluate and not result.last_eval:  # resumed at the final step: nothing was trained
         with parallel.evaluating():
             result.last_eval = _evaluate(model, evaluate, train, device)
