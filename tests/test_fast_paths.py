@@ -43,6 +43,31 @@ def test_linear_cross_entropy_equals_head_then_cross_entropy(bias, chunk):
         assert torch.allclose(got, want, atol=1e-6)
 
 
+def test_linear_cross_entropy_runs_any_other_head_by_its_own_forward_with_the_same_loss():
+    """A head that is not a plain nn.Linear (a LoRA-wrapped one) gets the same weighted sum through its
+    own forward; no weights count every position once."""
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(16, 50)
+    wrapped = torch.nn.Sequential(linear)
+    hidden = torch.randn(30, 16, requires_grad=True)
+    targets, weights = torch.randint(0, 50, (30,)), torch.rand(30)
+    for token_weights in (weights, None):
+        losses, grads = [], []
+        for head in (linear, wrapped):
+            hidden.grad = None
+            linear.zero_grad()
+            loss, nll = linear_cross_entropy(hidden, head, targets, token_weights)
+            loss.backward()
+            losses.append((loss.detach(), nll))
+            grads.append([hidden.grad.clone(), linear.weight.grad.clone(), linear.bias.grad.clone()])
+        (fused, fused_nll), (plain, plain_nll) = losses
+        assert torch.allclose(fused, plain, atol=1e-5) and torch.allclose(fused_nll, plain_nll, atol=1e-5)
+        if token_weights is None:
+            assert torch.allclose(plain, plain_nll.sum(), atol=1e-5)
+        for got, want in zip(*grads):
+            assert torch.allclose(got, want, atol=1e-6)
+
+
 @pytest.mark.parametrize("packing,unpad", [(True, True), (False, True), (False, False)])
 def test_sft_step_equals_full_logits_loss(tokenizer, packing, unpad):
     """The stage's step (decoder, then head + CE on answer tokens only, in chunks) against the model's

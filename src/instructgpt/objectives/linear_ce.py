@@ -49,12 +49,20 @@ class _LinearCrossEntropy(torch.autograd.Function):
 
 
 def linear_cross_entropy(hidden: torch.Tensor, head: torch.nn.Module, targets: torch.Tensor,
-                         token_weights: torch.Tensor, chunk: int = CHUNK) -> tuple[torch.Tensor, torch.Tensor]:
+                         token_weights: torch.Tensor | None = None, chunk: int = CHUNK
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
     """Σ_k w_k NLL_k of the head's logits at `hidden`.
 
-    hidden: (K, H) the positions that carry loss; head: an nn.Linear (V, H); targets: (K,) long;
-    token_weights: (K,) float, no gradient. Returns (loss, nll (K,) detached). The gradient of a
-    non-scalar use of `nll` is not supported: it is returned for statistics only.
+    hidden: (K, H) the positions that carry loss; head: an nn.Linear (V, H), run in chunks, or any
+    other module mapping H to V logits (a LoRA-wrapped head), run by its own forward on the K
+    positions at once; targets: (K,) long; token_weights: (K,) float, no gradient (None: 1 each).
+    Returns (loss, nll (K,) detached). The gradient of a non-scalar use of `nll` is not supported:
+    it is returned for statistics only.
     """
-    loss, nll = _LinearCrossEntropy.apply(hidden, head.weight, head.bias, targets, token_weights.detach(), chunk)
+    weights = (torch.ones(targets.shape, device=hidden.device) if token_weights is None
+               else token_weights.detach())
+    if type(head) is not torch.nn.Linear:
+        nll = F.cross_entropy(head(hidden).float(), targets, reduction="none")
+        return (weights.float() * nll).sum(), nll.detach()
+    loss, nll = _LinearCrossEntropy.apply(hidden, head.weight, head.bias, targets, weights, chunk)
     return loss, nll.detach()

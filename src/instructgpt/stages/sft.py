@@ -18,8 +18,7 @@ from instructgpt.data.sft import TaskData, load_task_data, task_metadata
 from instructgpt.models.build import check_tokenizer, count_parameters, load_model, pad_id
 from instructgpt.models.parts import lm_parts
 from instructgpt.objectives.linear_ce import linear_cross_entropy
-from instructgpt.objectives.sft import (STEP_WEIGHTS, Reduction, example_losses_at, loss_positions,
-                                        weighted_loss)
+from instructgpt.objectives.sft import STEP_WEIGHTS, Reduction, example_losses_at, loss_positions
 from instructgpt.stages.sft_eval import score_tasks, summarize
 from instructgpt.tokenizer.chat import encode_chats
 from instructgpt.tokenizer.train import load_tokenizer
@@ -97,8 +96,6 @@ def sft_step(model: torch.nn.Module, batch: SFTBatch) -> tuple[torch.Tensor, int
     over the answer tokens: the output head and cross-entropy run on those positions only, in chunks
     (objectives/linear_ce.py), so no (tokens, vocabulary) logits tensor is kept for the backward pass."""
     decoder, head = lm_parts(model)
-    if type(head) is not torch.nn.Linear:  # e.g. a LoRA-wrapped head: its own forward
-        return weighted_loss(answer_nll(model, batch, batch.weights.numel()), batch.weights), batch.input_ids.numel()
     hidden = decoder(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
                      position_ids=batch.position_ids).last_hidden_state      # (B, T, H)
     keep, targets, owners = loss_positions(batch.labels, batch.example_index)

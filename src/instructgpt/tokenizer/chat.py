@@ -78,4 +78,3 @@ def _encode_batch(tokenizer, texts: list[str]) -> list[list[int]]:
     if backend is not None:
         return [e.ids for e in backend.encode_batch(texts, add_special_tokens=False)]
     return tokenizer(texts, add_special_tokens=False)["input_ids"]
-
