@@ -37,6 +37,20 @@ def test_cached_batched_greedy_equals_uncached_single_decoding():
     assert torch.allclose(gen.logprobs[1, 0], logp, atol=1e-5)
 
 
+def test_outputs_are_ordinary_tensors_a_policy_can_train_on():
+    """Decoding runs in inference mode; what it returns must still go into autograd (PPO feeds the
+    tokens back through the policy and subtracts the log-probs)."""
+    model = tiny_model()
+    gen = generate(model, [[5, 6, 7], [8]], pad_id=0, stop_ids=[63], max_new_tokens=4, temperature=1.0,
+                   generator=torch.Generator().manual_seed(0))
+    assert not any(t.is_inference() for t in (gen.tokens, gen.logprobs, gen.mask, gen.stop_id, gen.stop_string))
+    model.train()
+    logits = model(input_ids=gen.tokens).logits  # the embedding saves the ids for backward
+    chosen = logits.log_softmax(-1).gather(2, gen.tokens[..., None])[..., 0]
+    (chosen - gen.logprobs).masked_fill(~gen.mask, 0).sum().backward()
+    assert model.model.embed_tokens.weight.grad is not None
+
+
 def test_stops_at_stop_id_and_masks_after_it():
     model = tiny_model()
     first = int(model(input_ids=torch.tensor([[3, 4]])).logits[0, -1].argmax())

@@ -97,7 +97,7 @@ class KVCache:
 
     keys: torch.Tensor     # (L, B, Hkv, S, D)
     values: torch.Tensor   # (L, B, Hkv, S, D)
-    valid: torch.Tensor    # (B, S) bool, True on slots holding a real (non-pad) token
+    bias: torch.Tensor     # (B, S) attention bias: 0 on slots holding a real (non-pad) token, -inf elsewhere
     cos: torch.Tensor      # (S, D) rotary angles of positions 0..S-1, as the model's rotary embedding gives them
     sin: torch.Tensor      # (S, D)
     length: int = 0        # slots filled
@@ -206,7 +206,7 @@ class LeanLlama:
         cos, sin = self.rotary_emb(torch.empty(0, dtype=self.dtype, device=device), positions)   # (1, S, D)
         return KVCache(torch.zeros(shape, dtype=self.dtype, device=device),
                        torch.zeros(shape, dtype=self.dtype, device=device),
-                       torch.zeros((batch, slots), dtype=torch.bool, device=device), cos[0], sin[0])
+                       torch.full((batch, slots), float("-inf"), dtype=self.dtype, device=device), cos[0], sin[0])
 
     @staticmethod
     def rms(x: torch.Tensor, norm: torch.nn.Module) -> torch.Tensor:
@@ -224,16 +224,15 @@ class LeanLlama:
         """
         B, T = input_ids.shape
         start, stop = cache.length, cache.length + T
-        cache.valid[:, start:stop] = real
+        cache.bias[:, start:stop].masked_fill_(real, 0.0)
         cache.length = stop
-        # (B, 1, T, stop): attend to real earlier slots; a query always sees itself, so pad rows stay finite
-        mask = cache.valid[:, None, None, :stop]
-        if T > 1:
+        # (B, 1, T, stop), additive: real earlier slots are 0. Kept in the cache as a bias, so a step of
+        # one token adds no ops; a boolean mask would be converted in every layer's attention.
+        mask = cache.bias[:, None, None, :stop]
+        if T > 1:  # causal among the new tokens; a query always sees itself, so pad rows stay finite
             mask = mask.expand(B, 1, T, stop).clone()
-            mask[..., start:] &= torch.ones(T, T, dtype=torch.bool, device=mask.device).tril()
-            mask[..., torch.arange(T), torch.arange(start, stop)] = True
-        # as an additive bias, made once: a boolean mask is converted in every layer's attention
-        mask = torch.zeros(mask.shape, dtype=self.dtype, device=mask.device).masked_fill_(~mask, float("-inf"))
+            mask[..., start:] += torch.full((T, T), float("-inf"), dtype=mask.dtype, device=mask.device).triu(1)
+            mask[..., torch.arange(T), torch.arange(start, stop)] = 0.0
         cos, sin = cache.cos[positions][:, :, None], cache.sin[positions][:, :, None]   # (B, T, 1, D)
         Hq, Hkv, D = self.heads, self.kv_heads, self.head_dim
         x = F.embedding(input_ids, self.embed).view(B * T, self.hidden)                # (B*T, H)
