@@ -60,6 +60,24 @@ def test_eval_scores_task_files_it_has_never_seen_zero_shot(tmp_path, model_dir,
     assert mine["win_rate"] == 0.5  # the baseline against itself
 
 
+def test_eval_takes_its_models_from_a_config_unless_the_command_line_names_some(tmp_path, model_dir, task_files):
+    """A YAML's `models` (with what only a config can say, e.g. a plain-text prompt format) are
+    evaluated as listed; models on the command line replace them."""
+    config = tmp_path / "eval.yaml"
+    config.write_text(json.dumps({  # JSON is YAML
+        "models": [{"name": "plain", "path": str(model_dir)},
+                   {"name": "text", "path": str(model_dir), "few_shot": 2, "prompt_format": "text"}],
+        "task_files": [str(p) for p in task_files], "out": str(tmp_path / "from_config"),
+        "max_new_tokens": 4, "bootstrap": 20}))
+    assert run_cli("eval", "--config", str(config)).returncode == 0
+    text = json.loads((tmp_path / "from_config" / "text.json").read_text())
+    assert (text["few_shot"], text["prompt_format"]) == (2, "text")
+    assert (tmp_path / "from_config" / "plain.json").is_file()
+    result = run_cli("eval", "--config", str(config), f"other={model_dir}", "--out", str(tmp_path / "cli"))
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "cli").glob("*.json")) == ["other.json", "summary.json"]
+
+
 def test_eval_errors_name_the_problem(tmp_path, model_dir, capsys):
     from instructgpt.cli import main  # in-process: the same exit code and stderr as the command
     assert main(["eval", str(model_dir), "--out", str(tmp_path)]) != 0

@@ -30,19 +30,24 @@ def cmd_eval(ns: argparse.Namespace) -> None:
     words = ns.models + ns.overrides
     ns.overrides = [w for w in words if w.partition("=")[0].split(".")[0] in EvalConfig.model_fields]
     ns.models = [w for w in words if w not in ns.overrides]
-    if not ns.models and not ns.prompted:
-        raise UserError("eval: give one or more model folders: instructgpt eval [NAME=]PATH ...")
-    specs = [_model_spec(m) for m in ns.models] + [_model_spec(m, ns.few_shot) for m in ns.prompted]
     baseline = _model_spec(ns.baseline)["name"] if ns.baseline else None
+    overrides = [f"{k}={v}" for k, v in [("baseline", baseline), ("tasks_dir", ns.tasks_dir),
+                                          ("reward_model", ns.reward_model)] if v] + ns.overrides
+    cfg = load_config(EvalConfig, ns.config, overrides)
+    # models named on the command line replace the config's `models`; without any, the config's count
+    specs = [_model_spec(m) for m in ns.models] + [_model_spec(m, ns.few_shot) for m in ns.prompted]
+    specs = specs or [m.model_dump() for m in cfg.models]
+    if not specs:
+        raise UserError("eval: give one or more model folders: instructgpt eval [NAME=]PATH ... "
+                        "(or a --config whose `models` lists them)")
     if baseline and baseline not in {s["name"] for s in specs}:  # a path or name not among the models
         specs.insert(0, _model_spec(ns.baseline))
-    run_dir = Path(specs[0]["path"]).absolute().parent if specs else Path(".")
-    tasks_dir = ns.tasks_dir or (str(run_dir / "tasks") if (run_dir / "tasks" / "index.json").is_file() else None)
-    overrides = [f"{k}={v}" for k, v in [("baseline", baseline), ("tasks_dir", tasks_dir),
-                                          ("reward_model", ns.reward_model)] if v] + ns.overrides
-    cfg = load_config(EvalConfig, ns.config, overrides).model_copy(update={
-        "models": [EvalModel(**s) for s in specs], "task_files": ns.tasks, "comparisons": ns.comparisons,
-        "out": ns.out or str(run_dir / "eval")})
+    run_dir = Path(specs[0]["path"]).absolute().parent
+    beside = run_dir / "tasks"  # default: the run the first model belongs to
+    cfg = cfg.model_copy(update={
+        "models": [EvalModel(**s) for s in specs], "task_files": ns.tasks or cfg.task_files,
+        "tasks_dir": cfg.tasks_dir or (str(beside) if (beside / "index.json").is_file() else None),
+        "comparisons": ns.comparisons or cfg.comparisons, "out": ns.out or cfg.out or str(run_dir / "eval")})
     evaluate.run(cfg)
     print(f"results: {cfg.out}")
     if ns.report:
