@@ -12,8 +12,12 @@ corpus sentences whose answer is a fresh number or made-up word written a few to
     rev   "The word tavomi spelled backwards is"                 -> " i-m-o-v-a-t"
     add   "34 plus 51 equals"                                    -> " 85"
 
-and prints, per model, the share of greedy continuations that are exactly right. Plain text, no
-chat template: it reads a pretrained model as well as a tuned one (same tokenizer family).
+and prints, per model, the share of greedy continuations that are exactly right. Exact copies
+come late; a second table shows the skill forming: the loss in nats per token of a list of three
+words (world words, made-up words, made-up words spelled out, or one 4-digit number) the first
+time and the second time it is said, "The list said W. Yara copied it: W" (a model that copies
+pays far less the second time). Plain text, no chat template: it reads a pretrained model as well
+as a tuned one (same tokenizer family).
 """
 from __future__ import annotations
 
@@ -56,6 +60,50 @@ def score(folder: str, items: dict[str, list[tuple[str, str]]]) -> dict[str, flo
     return result
 
 
+LISTS = ("world", "made-up", "spelled", "number")
+
+
+def list_probes(n: int, seed: int = 5) -> dict[str, list[str]]:
+    """n lists of each kind: three world words, three made-up ones, three spelled, or one number."""
+    from instructgpt.tasks.world import word_pool
+    world = word_pool()
+    rng = random.Random(seed)
+
+    def made_up() -> str:
+        while (word := random_word(rng)) in world:
+            pass
+        return word
+    make = {"world": lambda: [rng.choice(world) for _ in range(3)],
+            "made-up": lambda: [made_up() for _ in range(3)],
+            "spelled": lambda: [spelled(random_word(rng)) for _ in range(3)],
+            "number": lambda: [str(rng.randint(1000, 9999))]}
+    return {kind: [" ".join(make[kind]()) for _ in range(n)] for kind in LISTS}
+
+
+@torch.no_grad()
+def repeat_loss(folder: str, lists: dict[str, list[str]]) -> dict[str, tuple[float, float]]:
+    """Per kind: mean nats per token of the list the first time and the second time it is said."""
+    from instructgpt.models.build import load_model
+    from instructgpt.tokenizer.train import load_tokenizer
+    model, tokenizer = load_model(folder).eval(), load_tokenizer(folder)
+    rng = random.Random(0)
+    out = {}
+    for kind, texts in lists.items():
+        totals = [0.0, 0.0]
+        counts = [0, 0]
+        for text in texts:
+            parts = [tokenizer.encode(p, add_special_tokens=False)
+                     for p in ("The list said", f" {text}", f". {rng.choice(NAMES)} copied it:", f" {text}")]
+            ids = torch.tensor([sum(parts, [])])
+            nll = torch.nn.functional.cross_entropy(model(input_ids=ids).logits[0, :-1], ids[0, 1:], reduction="none")
+            starts = [len(parts[0]), len(parts[0]) + len(parts[1]) + len(parts[2])]
+            for i, (start, n) in enumerate(zip(starts, (len(parts[1]), len(parts[3])))):
+                totals[i] += float(nll[start - 1:start - 1 + n].sum())
+                counts[i] += n
+        out[kind] = (totals[0] / counts[0], totals[1] / counts[1])
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("models", nargs="+", help="model folders (with their tokenizer)")
@@ -66,6 +114,11 @@ def main() -> None:
     for folder in args.models:
         found = score(folder, items)
         print(f"| {folder} | {' | '.join(f'{found[k]:.3f}' for k in items)} |")
+    lists = list_probes(args.n)
+    print(f"\nnats per token, first -> second saying\n| model | {' | '.join(LISTS)} |\n|---|{'---:|' * len(LISTS)}")
+    for folder in args.models:
+        found = repeat_loss(folder, lists)
+        print(f"| {folder} | {' | '.join(f'{a:.2f} -> {b:.2f}' for a, b in found.values())} |")
 
 
 if __name__ == "__main__":
