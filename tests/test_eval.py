@@ -78,6 +78,20 @@ def test_eval_takes_its_models_from_a_config_unless_the_command_line_names_some(
     assert sorted(p.name for p in (tmp_path / "cli").glob("*.json")) == ["other.json", "summary.json"]
 
 
+def test_eval_without_judged_prompts_reports_no_win_rate_rather_than_nan(tmp_path, model_dir, task_files):
+    """win_prompts_per_task: 0 skips the judging: the win rates are null (not NaN), the log and the
+    report say '–', and the report has no win-rate figure."""
+    out = tmp_path / "results"
+    result = run_cli("eval", f"mine={model_dir}", "--tasks", *map(str, task_files), "--out", str(out),
+                     "max_new_tokens=4", "win_prompts_per_task=0", "--report")
+    assert result.returncode == 0, result.stderr
+    mine = json.loads((out / "mine.json").read_text())
+    assert mine["win_rate"] is None and mine["win_interval"] is None and mine["oracle_win_rate"] is None
+    assert "win rate –" in result.stderr
+    report = (model_dir.parent / "report.md").read_text()
+    assert "| mine | – | – |" in report and "win_rate.png" not in report
+
+
 def test_eval_errors_name_the_problem(tmp_path, model_dir, capsys):
     from instructgpt.cli import main  # in-process: the same exit code and stderr as the command
     assert main(["eval", str(model_dir), "--out", str(tmp_path)]) != 0

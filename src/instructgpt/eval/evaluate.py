@@ -61,6 +61,14 @@ def unseen_tasks(files: Sequence[str], seed: int) -> list[TaskData]:
     return out
 
 
+def win_text(result: dict[str, Any]) -> str:
+    """'0.549 [0.518, 0.581]', or '–' where no prompts were judged (win_prompts_per_task: 0)."""
+    if result.get("win_rate") is None:
+        return "–"
+    low, high = result["win_interval"]
+    return f"{result['win_rate']:.3f} [{low:.3f}, {high:.3f}]"
+
+
 def fingerprint(path: str | Path) -> str:
     """What identifies a trained model folder: a hash of its completion marker (else its config)."""
     folder = Path(path)
@@ -234,7 +242,8 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
         wins = [labeler.prefer(q, a.text, b.text) for q, a, b in zip(queries, samples[name], base_samples)]
         oracle = [ORACLE.prefer(q, a.text, b.text) for q, a, b in zip(queries, samples[name], base_samples)]
         results[name] |= {"win_rate": mean(wins), "win_interval": bootstrap_interval(wins, cfg.bootstrap, cfg.seed),
-                          "oracle_win_rate": mean(oracle), "baseline": base_name}
+                          "oracle_win_rate": mean(oracle), "baseline": base_name} if judged else {
+                          "win_rate": None, "win_interval": None, "oracle_win_rate": None, "baseline": base_name}
     summary = {"baseline": base_name, "models": names, "prompts": len(judged), "labeler_noise": labeler.noise,
                "agreement": cfg.agreement, "temperature": cfg.temperature,
                "tasks": {t.name: {"cluster": t.cluster, "held_out": t.held_out, "metric": t.metric} for t in tasks},
@@ -247,5 +256,5 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
     for name in names:
         r = results[name]
         info(f"eval: {name:<20} held-in {r['held_in_mean']:.3f}  held-out {r['held_out_mean']:.3f}  "
-             f"win rate {r['win_rate']:.3f} [{r['win_interval'][0]:.3f}, {r['win_interval'][1]:.3f}]")
+             f"win rate {win_text(r)}")
     return {"summary": summary, "results": results}

@@ -12,7 +12,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from instructgpt.eval.evaluate import is_current
+from instructgpt.eval.evaluate import is_current, win_text
 from instructgpt.eval.plots import training_curves, win_rate_figure
 from instructgpt.utils.io import atomic_write_text
 
@@ -74,8 +74,9 @@ def write(run_dir: str | Path, eval_dir: str | Path) -> Path:
     summary, results, missing = load_results(eval_dir, stages)
     plots = run_dir / "plots"
     figures = []
-    if results:
-        figures.append(("Win rate against " + summary["baseline"], win_rate_figure(results, summary["baseline"],
+    judged = [r for r in results if r.get("win_rate") is not None]
+    if judged:
+        figures.append(("Win rate against " + summary["baseline"], win_rate_figure(judged, summary["baseline"],
                                                                                 plots / "win_rate.png")))
     curves = training_curves(run_dir / "metrics", plots / "training_curves.png")
     if curves:
@@ -122,7 +123,7 @@ def _headline_rows(results: list[dict]) -> list[dict[str, str]]:
     for r in results:
         rl = r["name"] in ("ppo", "ppo-ptx", "dpo")
         rows.append({"name": r["name"],
-                     "win": f"{r['win_rate']:.3f} [{r['win_interval'][0]:.3f}, {r['win_interval'][1]:.3f}]",
+                     "win": win_text(r),
                      "oracle": _fmt(r.get("oracle_win_rate")),
                      "held_in": _fmt(r["held_in_mean"]), "held_out": _fmt(r["held_out_mean"]),
                      "tax": _fmt(r["held_in_mean"] - sft["held_in_mean"], signed=True) if rl and sft else "–",
