@@ -79,13 +79,18 @@ def test_eval_takes_its_models_from_a_config_unless_the_command_line_names_some(
 
 
 def test_eval_without_judged_prompts_reports_no_win_rate_rather_than_nan(tmp_path, model_dir, task_files):
-    """win_prompts_per_task: 0 skips the judging: the win rates are null (not NaN), the log and the
-    report say '–', and the report has no win-rate figure."""
+    """win_prompts_per_task: 0 skips the judging: the win rates are null, the log and the report say
+    '–', and the report has no win-rate figure. Nothing is written as NaN (strict JSON): task files
+    are all held out, so the held-in mean is null too."""
     out = tmp_path / "results"
     result = run_cli("eval", f"mine={model_dir}", "--tasks", *map(str, task_files), "--out", str(out),
                      "max_new_tokens=4", "win_prompts_per_task=0", "--report")
     assert result.returncode == 0, result.stderr
-    mine = json.loads((out / "mine.json").read_text())
+    def no_nan(name):
+        raise AssertionError(f"{name} in a results file")
+    mine = json.loads((out / "mine.json").read_text(), parse_constant=no_nan)
+    json.loads((out / "summary.json").read_text(), parse_constant=no_nan)
+    assert mine["held_in_mean"] is None and mine["held_out_mean"] is not None
     assert mine["win_rate"] is None and mine["win_interval"] is None and mine["oracle_win_rate"] is None
     assert "win rate –" in result.stderr
     report = (model_dir.parent / "report.md").read_text()

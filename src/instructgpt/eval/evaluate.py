@@ -18,7 +18,7 @@ from instructgpt.data.comparisons import load_comparisons, pair_accuracy
 from instructgpt.data.preference import encode_completion, encode_prompt
 from instructgpt.data.sft import TaskData, load_task_data, to_example
 from instructgpt.data.shards import load_shards
-from instructgpt.eval.stats import bootstrap_interval, group_means, mean
+from instructgpt.eval.stats import bootstrap_interval, fmt, group_means, mean
 from instructgpt.generation import Sample, sample_many
 from instructgpt.generation.decode import left_pad
 from instructgpt.models.build import load_model, pad_id
@@ -29,7 +29,7 @@ from instructgpt.tasks.labeler import ORACLE, PROFILES, Labeler, Query
 from instructgpt.tasks.metrics import score
 from instructgpt.tokenizer.chat import stop_ids
 from instructgpt.tokenizer.train import load_tokenizer
-from instructgpt.utils.io import atomic_write_text
+from instructgpt.utils.io import atomic_write_text, finite
 from instructgpt.utils.logging import info
 
 SAMPLES_SHOWN = 1  # win-rate responses per task kept in each model's JSON for the report
@@ -66,7 +66,7 @@ def win_text(result: dict[str, Any]) -> str:
     if result.get("win_rate") is None:
         return "–"
     low, high = result["win_interval"]
-    return f"{result['win_rate']:.3f} [{low:.3f}, {high:.3f}]"
+    return f"{fmt(result['win_rate'])} [{fmt(low)}, {fmt(high)}]"
 
 
 def fingerprint(path: str | Path) -> str:
@@ -250,11 +250,11 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
                "rm_accuracy": rm_accuracy(cfg.reward_model, cfg.comparisons, cfg.batch_size)
                if cfg.reward_model and cfg.comparisons else {}}
     if out:
-        for name, result in results.items():
-            atomic_write_text(out / f"{name}.json", json.dumps(result, indent=1) + "\n")
-        atomic_write_text(out / "summary.json", json.dumps(summary, indent=1) + "\n")
+        for name, result in results.items():  # a value that does not exist (no held-in task...) is null
+            atomic_write_text(out / f"{name}.json", json.dumps(finite(result), indent=1) + "\n")
+        atomic_write_text(out / "summary.json", json.dumps(finite(summary), indent=1) + "\n")
     for name in names:
         r = results[name]
-        info(f"eval: {name:<20} held-in {r['held_in_mean']:.3f}  held-out {r['held_out_mean']:.3f}  "
+        info(f"eval: {name:<20} held-in {fmt(r['held_in_mean'])}  held-out {fmt(r['held_out_mean'])}  "
              f"win rate {win_text(r)}")
     return {"summary": summary, "results": results}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from instructgpt.eval.evaluate import is_current, win_text
 from instructgpt.eval.plots import training_curves, win_rate_figure
+from instructgpt.eval.stats import fmt
 from instructgpt.utils.io import atomic_write_text
 
 ORDER = ("pretrained", "pretrained-prompted", "sft", "ppo", "ppo-ptx", "dpo")
@@ -111,10 +111,8 @@ def _stages(run_dir: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def _fmt(x: float | None, digits: int = 3, signed: bool = False) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "–"
-    return f"{x:+.{digits}f}" if signed else f"{x:.{digits}f}"
+def _change(after: float | None, before: float | None) -> float | None:
+    return None if after is None or before is None else after - before
 
 
 def _headline_rows(results: list[dict]) -> list[dict[str, str]]:
@@ -124,11 +122,11 @@ def _headline_rows(results: list[dict]) -> list[dict[str, str]]:
         rl = r["name"] in ("ppo", "ppo-ptx", "dpo")
         rows.append({"name": r["name"],
                      "win": win_text(r),
-                     "oracle": _fmt(r.get("oracle_win_rate")),
-                     "held_in": _fmt(r["held_in_mean"]), "held_out": _fmt(r["held_out_mean"]),
-                     "tax": _fmt(r["held_in_mean"] - sft["held_in_mean"], signed=True) if rl and sft else "–",
-                     "kl": _fmt(r.get("kl"), 2), "tokens": _fmt(r["response_tokens"], 1),
-                     "nll": _fmt(r.get("pretrain_nll"), 3)})
+                     "oracle": fmt(r.get("oracle_win_rate")),
+                     "held_in": fmt(r["held_in_mean"]), "held_out": fmt(r["held_out_mean"]),
+                     "tax": fmt(_change(r["held_in_mean"], sft["held_in_mean"]), signed=True) if rl and sft else "–",
+                     "kl": fmt(r.get("kl"), 2), "tokens": fmt(r["response_tokens"], 1),
+                     "nll": fmt(r.get("pretrain_nll"), 3)})
     return rows
 
 
@@ -136,13 +134,13 @@ def _task_table(results: list[dict], summary: dict) -> list[list[str]]:
     rows = []
     for task, meta in sorted(summary.get("tasks", {}).items(), key=lambda kv: (kv[1]["held_out"], kv[1]["cluster"])):
         rows.append([task, meta["cluster"] + (" (held out)" if meta["held_out"] else ""), meta["metric"]]
-                    + [_fmt(r["scores"].get(task), 2) for r in results])
+                    + [fmt(r["scores"].get(task), 2) for r in results])
     return rows
 
 
 def _cluster_table(results: list[dict], summary: dict) -> list[list[str]]:
     held = {m["cluster"]: m["held_out"] for m in summary.get("tasks", {}).values()}
-    return [[c + (" (held out)" if held[c] else "")] + [_fmt(r["clusters"].get(c), 2) for r in results]
+    return [[c + (" (held out)" if held[c] else "")] + [fmt(r["clusters"].get(c), 2) for r in results]
             for c in sorted(held, key=lambda c: (held[c], c))]
 
 

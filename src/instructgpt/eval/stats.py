@@ -1,6 +1,7 @@
 """Means with 95% bootstrap intervals (resampling prompts), and per-cluster summaries."""
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import numpy as np
@@ -29,3 +30,10 @@ def group_means(scores: dict[str, float], groups: dict[str, str]) -> dict[str, f
     for task, value in scores.items():
         members.setdefault(groups[task], []).append(value)
     return {group: mean(values) for group, values in sorted(members.items())}
+
+
+def fmt(x: float | None, digits: int = 3, signed: bool = False) -> str:
+    """A number for a table or a log line; '–' where there is none (None or NaN)."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    return f"{x:+.{digits}f}" if signed else f"{x:.{digits}f}"
