@@ -134,6 +134,8 @@ def test_a_non_finite_step_is_skipped_and_counted(tmp_path):
     assert not all(torch.equal(a, b) for a, b in zip(seen[1], seen[2]))   # step 3 trained again
     assert [r["train/skipped_steps"] for r in metrics] == [0, 1, 1, 1]
     assert all(torch.isfinite(p).all() for p in seen[-1])
+    # the skipped step's loss is logged as null: the metrics file stays strict JSON
+    assert metrics[1]["train/loss"] is None and "NaN" not in (tmp_path / "m.jsonl").read_text()
 
 
 def test_non_finite_steps_in_a_row_stop_naming_the_step_and_tasks_and_keep_the_good_checkpoint(tmp_path):

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from instructgpt.utils.io import atomic_write_text
+from instructgpt.utils.io import atomic_write_text, finite
 
 
 def is_main_process() -> bool:
@@ -54,7 +54,7 @@ class MetricsLogger:
         if not self.enabled:
             return
         clean = {k: (float(v) if hasattr(v, "__float__") else v) for k, v in metrics.items()}
-        self._file.write(json.dumps({"step": step, "time": round(time.time(), 3), **clean}) + "\n")
+        self._file.write(json.dumps(finite({"step": step, "time": round(time.time(), 3), **clean})) + "\n")
         self._file.flush()
         if self._tb is not None:
             for k, v in clean.items():
