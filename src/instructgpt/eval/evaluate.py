@@ -4,7 +4,6 @@ KL to the baseline. One JSON per model under `out/`, plus `summary.json`."""
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 from pathlib import Path
 from typing import Any, Sequence
@@ -18,7 +17,7 @@ from instructgpt.data.comparisons import load_comparisons, pair_accuracy
 from instructgpt.data.preference import encode_completion, encode_prompt
 from instructgpt.data.sft import TaskData, load_task_data, to_example
 from instructgpt.data.shards import load_shards
-from instructgpt.eval.stats import bootstrap_interval, fmt, group_means, mean
+from instructgpt.eval.stats import bootstrap_interval, fmt, group_means, mean, win_text
 from instructgpt.generation import Sample, sample_many
 from instructgpt.generation.decode import left_pad
 from instructgpt.models.build import load_model, pad_id
@@ -29,7 +28,7 @@ from instructgpt.tasks.labeler import ORACLE, PROFILES, Labeler, Query
 from instructgpt.tasks.metrics import score
 from instructgpt.tokenizer.chat import stop_ids
 from instructgpt.tokenizer.train import load_tokenizer
-from instructgpt.utils.io import atomic_write_text, finite
+from instructgpt.utils.io import atomic_write_json
 from instructgpt.utils.logging import info
 
 SAMPLES_SHOWN = 1  # win-rate responses per task kept in each model's JSON for the report
@@ -59,14 +58,6 @@ def unseen_tasks(files: Sequence[str], seed: int) -> list[TaskData]:
         out.append(TaskData(t.name, t.cluster, t.kind, t.metric, t.labels, True,
                             {"train": [], "val": [], "test": examples, "rl": []}, t.instructions))
     return out
-
-
-def win_text(result: dict[str, Any]) -> str:
-    """'0.549 [0.518, 0.581]', or '–' where no prompts were judged (win_prompts_per_task: 0)."""
-    if result.get("win_rate") is None:
-        return "–"
-    low, high = result["win_interval"]
-    return f"{fmt(result['win_rate'])} [{fmt(low)}, {fmt(high)}]"
 
 
 def fingerprint(path: str | Path) -> str:
@@ -239,11 +230,14 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
              for q, a, b in zip(queries, samples[name], base_samples)]
     labeler = Labeler(PROFILES["heldout"]).calibrate(pairs, cfg.agreement) if pairs else Labeler(PROFILES["heldout"])
     for name in names:
+        results[name]["baseline"] = base_name
+        if not judged:  # win_prompts_per_task: 0
+            results[name] |= {"win_rate": None, "win_interval": None, "oracle_win_rate": None}
+            continue
         wins = [labeler.prefer(q, a.text, b.text) for q, a, b in zip(queries, samples[name], base_samples)]
         oracle = [ORACLE.prefer(q, a.text, b.text) for q, a, b in zip(queries, samples[name], base_samples)]
         results[name] |= {"win_rate": mean(wins), "win_interval": bootstrap_interval(wins, cfg.bootstrap, cfg.seed),
-                          "oracle_win_rate": mean(oracle), "baseline": base_name} if judged else {
-                          "win_rate": None, "win_interval": None, "oracle_win_rate": None, "baseline": base_name}
+                          "oracle_win_rate": mean(oracle)}
     summary = {"baseline": base_name, "models": names, "prompts": len(judged), "labeler_noise": labeler.noise,
                "agreement": cfg.agreement, "temperature": cfg.temperature,
                "tasks": {t.name: {"cluster": t.cluster, "held_out": t.held_out, "metric": t.metric} for t in tasks},
@@ -251,8 +245,8 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
                if cfg.reward_model and cfg.comparisons else {}}
     if out:
         for name, result in results.items():  # a value that does not exist (no held-in task...) is null
-            atomic_write_text(out / f"{name}.json", json.dumps(finite(result), indent=1) + "\n")
-        atomic_write_text(out / "summary.json", json.dumps(finite(summary), indent=1) + "\n")
+            atomic_write_json(out / f"{name}.json", result, indent=1)
+        atomic_write_json(out / "summary.json", summary, indent=1)
     for name in names:
         r = results[name]
         info(f"eval: {name:<20} held-in {fmt(r['held_in_mean'])}  held-out {fmt(r['held_out_mean'])}  "

@@ -11,9 +11,9 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from instructgpt.eval.evaluate import is_current, win_text
+from instructgpt.eval.evaluate import is_current
 from instructgpt.eval.plots import training_curves, win_rate_figure
-from instructgpt.eval.stats import fmt
+from instructgpt.eval.stats import fmt, win_text
 from instructgpt.utils.io import atomic_write_text
 
 ORDER = ("pretrained", "pretrained-prompted", "sft", "ppo", "ppo-ptx", "dpo")

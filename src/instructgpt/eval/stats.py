@@ -37,3 +37,11 @@ def fmt(x: float | None, digits: int = 3, signed: bool = False) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "–"
     return f"{x:+.{digits}f}" if signed else f"{x:.{digits}f}"
+
+
+def win_text(result: dict) -> str:
+    """'0.549 [0.518, 0.581]', or '–' where no prompts were judged (win_prompts_per_task: 0)."""
+    if result.get("win_rate") is None:
+        return "–"
+    low, high = result["win_interval"]
+    return f"{fmt(result['win_rate'])} [{fmt(low)}, {fmt(high)}]"

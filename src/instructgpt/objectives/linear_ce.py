@@ -16,6 +16,11 @@ import torch.nn.functional as F
 CHUNK = 1024  # positions per chunk: a (CHUNK, V) fp32 tensor at a time
 
 
+def _weighted_sum(nll: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """Σ_k w_k nll_k; no weights: Σ_k nll_k (no ones tensor made)."""
+    return nll.sum() if weights is None else (weights.float() * nll).sum()
+
+
 class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, hidden, weight, bias, targets, token_weights, chunk):
@@ -25,13 +30,13 @@ class _LinearCrossEntropy(torch.autograd.Function):
         nll = torch.empty(hidden.size(0), dtype=torch.float32, device=hidden.device)
         for start in range(0, hidden.size(0), chunk):
             h, y = hidden[start:start + chunk], targets[start:start + chunk]
-            w = token_weights[start:start + chunk].float()
             logits = F.linear(h, weight, bias).float()                                  # (c, V)
             lse = torch.logsumexp(logits, -1)                                           # (c,)
             nll[start:start + chunk] = lse - logits.gather(1, y[:, None]).squeeze(1)
             grad = logits.sub_(lse[:, None]).exp_()                                     # softmax, in place
             grad[torch.arange(len(y), device=grad.device), y] -= 1
-            grad.mul_(w[:, None])                                                       # dL/dlogits
+            if token_weights is not None:                                               # dL/dlogits
+                grad.mul_(token_weights[start:start + chunk].float()[:, None])
             g = grad.to(h.dtype if torch.is_autocast_enabled(h.device.type) else weight.dtype)
             grad_hidden[start:start + chunk] = (g @ weight.to(g.dtype)).to(hidden.dtype)
             grad_weight += (g.t() @ h.to(g.dtype)).float()
@@ -39,7 +44,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
                 grad_bias += grad.sum(0)
         ctx.save_for_backward(grad_hidden, grad_weight.to(weight.dtype),
                               grad_bias.to(bias.dtype) if grad_bias is not None else None)
-        return (token_weights.float() * nll).sum(), nll
+        return _weighted_sum(nll, token_weights), nll
 
     @staticmethod
     def backward(ctx, grad_loss, grad_nll):
@@ -59,10 +64,9 @@ def linear_cross_entropy(hidden: torch.Tensor, head: torch.nn.Module, targets: t
     Returns (loss, nll (K,) detached). The gradient of a non-scalar use of `nll` is not supported:
     it is returned for statistics only.
     """
-    weights = (torch.ones(targets.shape, device=hidden.device) if token_weights is None
-               else token_weights.detach())
+    weights = None if token_weights is None else token_weights.detach()
     if type(head) is not torch.nn.Linear:
         nll = F.cross_entropy(head(hidden).float(), targets, reduction="none")
-        return (weights.float() * nll).sum(), nll.detach()
+        return _weighted_sum(nll, weights), nll.detach()
     loss, nll = _LinearCrossEntropy.apply(hidden, head.weight, head.bias, targets, weights, chunk)
     return loss, nll.detach()

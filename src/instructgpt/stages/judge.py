@@ -3,7 +3,6 @@ responses, and judging a trained policy against its start model (RM reward, the 
 labeler's win rate with ties counting ½, and held-in task scores)."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -18,7 +17,7 @@ from instructgpt.models.reward import score_sequences
 from instructgpt.stages.sft_eval import score_tasks, summarize
 from instructgpt.tasks.labeler import ORACLE, PROFILES, Labeler, Query
 from instructgpt.tokenizer.chat import stop_ids
-from instructgpt.utils.io import atomic_write_text, finite
+from instructgpt.utils.io import atomic_write_json
 from instructgpt.utils.logging import info
 
 
@@ -106,7 +105,7 @@ def compare_with_start(policy, start, rm, tokenizer, tasks: Sequence[TaskData], 
 def save_output(out: Path, model, tokenizer, run_yaml: str, report: dict[str, float], step: int) -> None:
     """A trained RM or policy as an HF folder with its report in scores.json, sealed complete."""
     save_hf_folder(out, model.cpu(), tokenizer, run_yaml)
-    atomic_write_text(out / "scores.json", json.dumps(finite(report), indent=1) + "\n")
+    atomic_write_json(out / "scores.json", report, indent=1)
     if report:
         info(f"{out.name}: " + ", ".join(f"{k}={v:.4f}" for k, v in report.items()))
     mark_complete(out, step=step, **report)

@@ -25,7 +25,7 @@ from instructgpt.tokenizer.train import load_tokenizer
 from instructgpt.train import fit
 from instructgpt.train.flops import training_flops_per_token
 from instructgpt.utils import IGNORE_INDEX, dist
-from instructgpt.utils.io import atomic_dir, atomic_write_text, finite, require_writable
+from instructgpt.utils.io import atomic_dir, atomic_write_json, require_writable
 from instructgpt.utils.logging import MetricsLogger, info
 
 Key = tuple[str, int]  # (task, index of its training example)
@@ -85,7 +85,7 @@ def run(cfg: SFTConfig, resume: bool = False) -> Path:
     report = {"test": final, "baseline": baseline, **{f"sft_{k}": v for k, v in summarize(final, tasks).items()}}
     if baseline:
         report.update({f"baseline_{k}": v for k, v in summarize(baseline, tasks).items()})
-    atomic_write_text(out / "scores.json", json.dumps(finite(report), indent=1) + "\n")
+    atomic_write_json(out / "scores.json", report, indent=1)
     info(score_table(tasks, final, baseline))
     mark_complete(out, step=result.step, **{k: v for k, v in report.items() if isinstance(v, float)})
     return out
@@ -166,7 +166,7 @@ def _baseline(cfg: SFTConfig, model, tokenizer, tasks: list[TaskData], path: Pat
         return json.loads(path.read_text())
     scores = _test_scores(cfg, model, tokenizer, tasks, "start model")  # on every rank: none waits
     if dist.is_main():
-        atomic_write_text(path, json.dumps(finite(scores), indent=1) + "\n")
+        atomic_write_json(path, scores, indent=1)
     return scores
 
 
@@ -194,7 +194,7 @@ def save_model_folder(out: Path, model, tokenizer, cfg: SFTConfig, tasks: list[T
             model.save_pretrained(tmp)
         model = model.merge_and_unload()
     save_hf_folder(out, model, tokenizer, dump_config(cfg))
-    atomic_write_text(out / "tasks.json", json.dumps(task_metadata(tasks), indent=1) + "\n")
+    atomic_write_json(out / "tasks.json", task_metadata(tasks), indent=1)
 
 
 def score_table(tasks: list[TaskData], final: dict[str, float], baseline: dict[str, float] | None) -> str:

@@ -54,8 +54,9 @@ def finite(obj: Any) -> Any:
     return obj
 
 
-def atomic_write_json(path: str | Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
+def atomic_write_json(path: str | Path, obj: Any, indent: int = 2) -> None:
+    """`obj` as strict JSON (`finite`: NaN and infinities become null), atomically."""
+    atomic_write_text(path, json.dumps(finite(obj), indent=indent) + "\n")
 
 
 @contextlib.contextmanager
