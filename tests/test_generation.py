@@ -95,6 +95,9 @@ def test_fast_path_greedy_equals_hf_generate_with_left_padding_and_gqa(monkeypat
                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
                       pad_token_id=0, bos_token_id=1, eos_token_id=2)
     model = LlamaForCausalLM(cfg).eval()
+    for name, param in model.named_parameters():  # norms start at ones: make them matter (folded weights)
+        if "norm" in name:
+            param.data.uniform_(0.5, 1.5)
     assert supports(model)
     prompts = [list(range(3, 3 + n)) for n in (9, 2, 5, 14)]
     assert llama.LeanLlama(model).fused == fused
@@ -102,6 +105,23 @@ def test_fast_path_greedy_equals_hf_generate_with_left_padding_and_gqa(monkeypat
     assert torch.equal(ours.tokens, hf_greedy(model, prompts, 20))
     assert torch.equal(ours.tokens, generate(model, prompts, pad_id=0, stop_ids=[], max_new_tokens=20,
                                              fast=False).tokens)
+
+
+def test_norm_computes_the_models_rmsnorm_with_its_weight_or_without_where_folded():
+    from transformers.models.llama.modeling_llama import LlamaRMSNorm
+    from instructgpt.generation.llama import Norm
+    torch.manual_seed(0)
+    norm = LlamaRMSNorm(32, eps=1e-5)
+    norm.weight.data.uniform_(0.5, 1.5)
+    x = torch.randn(7, 32) * 3
+    with torch.no_grad():
+        assert torch.allclose(Norm(norm)(x), norm(x), atol=1e-6)
+        assert torch.allclose(Norm(norm, fold=True)(x) * norm.weight, norm(x), atol=1e-6)
+        # bf16 activations of an fp32 model (evaluation under autocast): computed in fp32, returned in bf16
+        half = x.bfloat16()
+        folded = Norm(norm, fold=True)(half)
+        assert folded.dtype == torch.bfloat16
+        assert torch.allclose(folded.float() * norm.weight, norm(half).float(), atol=2e-2, rtol=2e-2)
 
 
 @pytest.mark.parametrize("pack", [True, False])

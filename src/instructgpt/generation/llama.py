@@ -10,12 +10,14 @@ per `LeanLlama`) and does only the math:
                 x = x + attn(q, cache[:t+1]) W_o;  x = x + (silu(rms(x) W_g) * rms(x) W_u) W_d
     logits = rms(x) W_head
 
-The rotary angles come from the model's own rotary embedding and its norms are the model's own
-(fused `F.rms_norm` in fp32, bitwise equal), so greedy outputs equal `model.generate` (tests on
-fp32 and bf16). In fp32 on a CPU the products go through oneDNN, the library torch.compile's CPU
-backend calls, instead of MKL's GEMM, which ran the 16-row products of decoding 1.3-3.5x slower
-than oneDNN on packed weights (measured on SmolLM2's and the tiny model's shapes); the sums differ
-in the last bits, not the greedy tokens (tests).
+The rotary angles come from the model's own rotary embedding, and its RMSNorms compute the
+model's formula (in fp32 from the vector norm, four cheap ops instead of `F.rms_norm`'s nine on
+a CPU; small models fold the norm's weight into the fused copies of the next product), so greedy
+outputs equal `model.generate` (tests on fp32 and bf16). In fp32 on a CPU the products go
+through oneDNN, the library torch.compile's CPU backend calls, instead of MKL's GEMM, which ran
+the 16-row products of decoding 1.3-3.5x slower than oneDNN on packed weights (measured on
+SmolLM2's and the tiny model's shapes); the sums differ in the last bits, not the greedy tokens
+(tests).
 Models outside `supports()` take the generic path.
 """
 from __future__ import annotations
@@ -109,12 +111,32 @@ class _Layer:
     rotate_half(q) and rotate_half(k), and `mlp_in` is gate|up; these are copies. Otherwise the
     model's own tensors. Either way, models up to PACK_MAX_BYTES give oneDNN packed copies."""
 
-    attn_norm: torch.nn.Module          # the layer's RMSNorm
+    attn_norm: "Norm"                   # the layer's RMSNorm
     qkv: list[Linear]                   # [fused] or [q, k, v]
     out: Linear                         # o_proj
-    mlp_norm: torch.nn.Module
+    mlp_norm: "Norm"
     mlp_in: list[Linear]                # [gate|up] or [gate, up]
     down: Linear                        # down_proj
+
+
+class Norm:
+    """A Llama RMSNorm, x / sqrt(mean(x²) + eps) * weight. In fp32 from the vector norm: on a CPU
+    `F.rms_norm` runs as nine ops (~10 µs on 16 x 128), this as four or five (~6 µs), the same
+    formula to within rounding. `weight` None: the weight is folded into the next product."""
+
+    def __init__(self, norm: torch.nn.Module, fold: bool = False):
+        self.module, self.weight = norm, None if fold else norm.weight
+        self.eps = torch.tensor(norm.variance_epsilon, dtype=torch.float32, device=norm.weight.device)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.weight is not None and x.dtype != torch.float32:
+            return self.module(x)  # a bf16 model: its own norm, bit for bit
+        x32 = x.float()  # bf16 activations of an fp32 model under autocast: computed in fp32, as HF does
+        length = torch.linalg.vector_norm(x32, dim=-1, keepdim=True)
+        inverse = torch.addcmul(self.eps, length, length, value=1.0 / x.size(-1)).rsqrt_()  # 1 / rms(x)
+        if self.weight is None:
+            return (x32 * inverse).to(x.dtype)
+        return (x32 * inverse).mul_(self.weight)
 
 
 def _rotate_rows(weight: torch.Tensor, heads: int, head_dim: int) -> torch.Tensor:
@@ -144,11 +166,11 @@ class LeanLlama:
     between calls (PPO); callers whose weights stay fixed (the inference engine, `sample_many`)
     build one and pass it to every call, which spares the copies below each time. Every
     op counts at small sizes (one costs ~10 µs on a small CPU, as much as a small matmul): small
-    models get fused copies of q|k|v (with rotary folded in) and gate|up, so a layer is 4
-    matmuls and a dozen other ops. Larger models, where streaming the weights costs more than
-    the ops, use their own tensors unfused. In fp32 on a CPU, models up to PACK_MAX_BYTES also
-    get copies reordered for oneDNN (SmolLM2-135M: 0.5 GB more while decoding); larger ones
-    none. Residual adds ride on the products (`Linear.add`).
+    models get fused copies of q|k|v (with rotary folded in) and gate|up, in fp32 with the norms'
+    weights folded in, so a layer is 4 matmuls and a dozen other ops. Larger models, where
+    streaming the weights costs more than the ops, use their own tensors unfused. In fp32 on a
+    CPU, models up to PACK_MAX_BYTES also get copies reordered for oneDNN (SmolLM2-135M: 0.5 GB
+    more while decoding); larger ones none. Residual adds ride on the products (`Linear.add`).
     """
 
     @torch.no_grad()
@@ -157,7 +179,7 @@ class LeanLlama:
         self.dtype = model.dtype
         base = model.model
         self.embed = base.embed_tokens.weight
-        self.norm = base.norm
+        self.norm = Norm(base.norm)
         self.heads, self.kv_heads = cfg.num_attention_heads, cfg.num_key_value_heads
         self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
         self.hidden = cfg.hidden_size
@@ -165,20 +187,25 @@ class LeanLlama:
         self.rotary_emb = base.rotary_emb
         rows = (2 * self.heads + 3 * self.kv_heads) * self.head_dim + 2 * cfg.intermediate_size
         self.fused = rows * self.hidden * self.embed.element_size() <= FUSE_MAX_BYTES
+        self.fold = self.fused and self.dtype == torch.float32  # norm weights go into the fused copies
         self.pack = sum(p.numel() * p.element_size() for p in model.parameters()) <= PACK_MAX_BYTES
         self.layers = [self._layer(layer) for layer in base.layers]
         self.head = Linear(model.lm_head.weight, pack=self.pack)
 
     def _layer(self, layer) -> _Layer:
-        attn, mlp, pack = layer.self_attn, layer.mlp, self.pack
+        attn, mlp, pack, fold = layer.self_attn, layer.mlp, self.pack, self.fold
+        attn_norm, mlp_norm = layer.input_layernorm, layer.post_attention_layernorm
         if self.fused:
-            qkv = [Linear(*_fused_projection(attn, self.heads, self.kv_heads, self.head_dim), pack=pack)]
-            mlp_in = [Linear(torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]), pack=pack)]
+            weight, bias = _fused_projection(attn, self.heads, self.kv_heads, self.head_dim)
+            gate_up = torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight])
+            if fold:  # W (x * w) = (W diag(w)) x
+                weight, gate_up = weight * attn_norm.weight, gate_up * mlp_norm.weight
+            qkv, mlp_in = [Linear(weight, bias, pack=pack)], [Linear(gate_up, pack=pack)]
         else:
             qkv = [Linear(lin.weight, lin.bias, pack=pack) for lin in (attn.q_proj, attn.k_proj, attn.v_proj)]
             mlp_in = [Linear(mlp.gate_proj.weight, pack=pack), Linear(mlp.up_proj.weight, pack=pack)]
-        return _Layer(layer.input_layernorm, qkv, Linear(attn.o_proj.weight, attn.o_proj.bias, pack=pack),
-                      layer.post_attention_layernorm, mlp_in, Linear(mlp.down_proj.weight, pack=pack))
+        return _Layer(Norm(attn_norm, fold), qkv, Linear(attn.o_proj.weight, attn.o_proj.bias, pack=pack),
+                      Norm(mlp_norm, fold), mlp_in, Linear(mlp.down_proj.weight, pack=pack))
 
     def _qkv(self, h: torch.Tensor, layer: _Layer, B: int, T: int, cos, sin):
         """(B, T, heads, D) q, k (rotary applied) and v."""
@@ -208,13 +235,6 @@ class LeanLlama:
                        torch.zeros(shape, dtype=self.dtype, device=device),
                        torch.full((batch, slots), float("-inf"), dtype=self.dtype, device=device), cos[0], sin[0])
 
-    @staticmethod
-    def rms(x: torch.Tensor, norm: torch.nn.Module) -> torch.Tensor:
-        """The model's RMSNorm; in fp32 the fused `F.rms_norm`, which gives the same bits (checked)."""
-        if x.dtype == torch.float32:
-            return F.rms_norm(x, (x.size(-1),), norm.weight, norm.variance_epsilon)
-        return norm(x)
-
     @torch.no_grad()
     def forward(self, input_ids: torch.Tensor, positions: torch.Tensor, real: torch.Tensor,
                 cache: KVCache) -> torch.Tensor:
@@ -237,11 +257,14 @@ class LeanLlama:
         Hq, Hkv, D = self.heads, self.kv_heads, self.head_dim
         x = F.embedding(input_ids, self.embed).view(B * T, self.hidden)                # (B*T, H)
         for i, layer in enumerate(self.layers):
-            q, k, v = self._qkv(self.rms(x, layer.attn_norm), layer, B, T, cos, sin)
+            q, k, v = self._qkv(layer.attn_norm(x), layer, B, T, cos, sin)
             q = q.transpose(1, 2)                                                         # (B, Hq, T, D)
             cache.keys[i, :, :, start:stop] = k.transpose(1, 2)
             cache.values[i, :, :, start:stop] = v.transpose(1, 2)
             keys, values = cache.keys[i, :, :, :stop], cache.values[i, :, :, :stop]
+            if T > 1 and i == len(self.layers) - 1:
+                # the last layer's keys and values are cached; only each row's last position goes on
+                q, mask, x, T = q[:, :, -1:], mask[..., -1:, :], x.view(B, T, -1)[:, -1].contiguous(), 1
             if T == 1 and Hq != Hkv:
                 # one query per head: the G heads sharing a key head attend as G queries of that head
                 att = F.scaled_dot_product_attention(q.reshape(B, Hkv, Hq // Hkv, D), keys, values,
@@ -251,7 +274,7 @@ class LeanLlama:
                                                      enable_gqa=Hq != Hkv)
             att = att.reshape(B, Hq, T, D).transpose(1, 2).reshape(B * T, Hq * D)
             x = layer.out.add(att, x)
-            x = layer.down.add(self._mlp_in(self.rms(x, layer.mlp_norm), layer), x)
+            x = layer.down.add(self._mlp_in(layer.mlp_norm(x), layer), x)
         last = x.view(B, T, self.hidden)[:, -1]
-        return self.head(self.rms(last, self.norm))
+        return self.head(self.norm(last))
 
