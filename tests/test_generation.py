@@ -107,6 +107,41 @@ def test_fast_path_greedy_equals_hf_generate_with_left_padding_and_gqa(monkeypat
                                              fast=False).tokens)
 
 
+def test_a_padded_prompt_batch_gives_each_row_the_logits_of_that_prompt_alone():
+    """The prompt's forward runs its products on the real tokens only (packed), attention padded."""
+    from instructgpt.generation.decode import left_pad
+    from instructgpt.generation.llama import LeanLlama
+    from instructgpt.models.parts import position_ids
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=300, hidden_size=64, intermediate_size=128, num_hidden_layers=3,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128)
+    model = LlamaForCausalLM(cfg).eval()
+    prompts = [list(range(3, 3 + n)) for n in (9, 2, 5, 14)]
+    ids, attention = left_pad(prompts, 0)
+    lean = LeanLlama(model)
+    cache = lean.new_cache(len(prompts), ids.size(1) + 1)
+    logits = lean.forward(ids, position_ids(attention), attention.bool(), cache)
+    with torch.no_grad():
+        alone = torch.stack([model(input_ids=torch.tensor([p])).logits[0, -1] for p in prompts])
+    assert torch.allclose(logits, alone, atol=1e-4)
+    # and the next token, decoded over the cache the packed forward filled, is each row's own too
+    nxt = alone.argmax(-1)
+    step = lean.forward(nxt[:, None], position_ids(attention)[:, -1:] + 1, torch.ones(4, 1, dtype=torch.bool), cache)
+    with torch.no_grad():
+        again = torch.stack([model(input_ids=torch.tensor([p + [int(t)]])).logits[0, -1] for p, t in zip(prompts, nxt)])
+    assert torch.allclose(step, again, atol=1e-4)
+
+
+def test_an_fp32_model_decodes_padded_prompts_under_bf16_autocast():
+    """Evaluation inside bf16 training: bf16 activations meet the fp32 cache and weights."""
+    model = tiny_model()
+    prompts = [[5, 6, 7, 8, 9, 10], [11, 12], [13, 14, 15]]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        gen = generate(model, prompts, pad_id=0, stop_ids=[], max_new_tokens=5)
+    assert gen.tokens.shape == (3, 5) and bool(gen.mask.all())
+    assert bool(torch.isfinite(gen.logprobs).all()) and bool((gen.logprobs <= 0).all())
+
+
 def test_norm_computes_the_models_rmsnorm_with_its_weight_or_without_where_folded():
     from transformers.models.llama.modeling_llama import LlamaRMSNorm
     from instructgpt.generation.llama import Norm

@@ -10,6 +10,9 @@ per `LeanLlama`) and does only the math:
                 x = x + attn(q, cache[:t+1]) W_o;  x = x + (silu(rms(x) W_g) * rms(x) W_u) W_d
     logits = rms(x) W_head
 
+A padded prompt batch runs its products on the real tokens only, and its last layer only for
+each row's last token (the others' keys and values are all the cache needs).
+
 The rotary angles come from the model's own rotary embedding, and its RMSNorms compute the
 model's formula (in fp32 from the vector norm, four cheap ops instead of `F.rms_norm`'s nine on
 a CPU; small models fold the norm's weight into the fused copies of the next product), so greedy
@@ -253,28 +256,47 @@ class LeanLlama:
             mask = mask.expand(B, 1, T, stop).clone()
             mask[..., start:] += torch.full((T, T), float("-inf"), dtype=mask.dtype, device=mask.device).triu(1)
             mask[..., torch.arange(T), torch.arange(start, stop)] = 0.0
-        cos, sin = cache.cos[positions][:, :, None], cache.sin[positions][:, :, None]   # (B, T, 1, D)
-        Hq, Hkv, D = self.heads, self.kv_heads, self.head_dim
-        x = F.embedding(input_ids, self.embed).view(B * T, self.hidden)                # (B*T, H)
+        # A prompt with padding runs its products on its N real tokens only, as one row of N (the
+        # decode benchmark's 16 prompts of 10-40 tokens: 367 of 640); attention keeps the (B, T) layout.
+        packed = T > 1 and bool(real[:, -1].all()) and not bool(real.all())
+        if packed:
+            rows, cols = real.nonzero(as_tuple=True)                                      # (N,), row by row
+            ends = real.sum(1).cumsum(0) - 1                                              # each row's last token
+            input_ids, positions = input_ids[rows, cols][None], positions[rows, cols][None]  # (1, N)
+        cos, sin = cache.cos[positions][:, :, None], cache.sin[positions][:, :, None]   # (B | 1, T | N, 1, D)
+        Hq, D, t = self.heads, self.head_dim, T
+        x = F.embedding(input_ids, self.embed).view(-1, self.hidden)                   # (B*T or N, H)
         for i, layer in enumerate(self.layers):
-            q, k, v = self._qkv(layer.attn_norm(x), layer, B, T, cos, sin)
-            q = q.transpose(1, 2)                                                         # (B, Hq, T, D)
-            cache.keys[i, :, :, start:stop] = k.transpose(1, 2)
-            cache.values[i, :, :, start:stop] = v.transpose(1, 2)
-            keys, values = cache.keys[i, :, :, :stop], cache.values[i, :, :, :stop]
-            if T > 1 and i == len(self.layers) - 1:
-                # the last layer's keys and values are cached; only each row's last position goes on
-                q, mask, x, T = q[:, :, -1:], mask[..., -1:, :], x.view(B, T, -1)[:, -1].contiguous(), 1
-            if T == 1 and Hq != Hkv:
-                # one query per head: the G heads sharing a key head attend as G queries of that head
-                att = F.scaled_dot_product_attention(q.reshape(B, Hkv, Hq // Hkv, D), keys, values,
-                                                     attn_mask=mask, scale=self.scale)
+            q, k, v = self._qkv(layer.attn_norm(x), layer, *input_ids.shape, cos, sin)  # (B, T | 1, T | N, ., D)
+            if packed:  # (under autocast k and v may be bf16 where the cache is fp32: index_put does not cast)
+                cache.keys[i][rows, :, cols + start] = k[0].to(cache.keys.dtype)
+                cache.values[i][rows, :, cols + start] = v[0].to(cache.values.dtype)
             else:
-                att = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, scale=self.scale,
-                                                     enable_gqa=Hq != Hkv)
-            att = att.reshape(B, Hq, T, D).transpose(1, 2).reshape(B * T, Hq * D)
+                cache.keys[i, :, :, start:stop] = k.transpose(1, 2)
+                cache.values[i, :, :, start:stop] = v.transpose(1, 2)
+            if t > 1 and i == len(self.layers) - 1:
+                # the last layer's keys and values are cached; only each row's last position goes on
+                q, x = (q[0, ends], x[ends]) if packed else (q[:, -1], x.view(B, T, -1)[:, -1].contiguous())
+                q, mask, t = q[:, None], mask[..., -1:, :], 1
+            elif packed:
+                q = q.new_zeros(B, T, Hq, D).index_put_((rows, cols), q[0])
+            att = self._attend(q, cache.keys[i, :, :, :stop], cache.values[i, :, :, :stop], mask)
+            att = (att[rows, cols] if packed and t > 1 else att).reshape(-1, Hq * D)
             x = layer.out.add(att, x)
             x = layer.down.add(self._mlp_in(layer.mlp_norm(x), layer), x)
-        last = x.view(B, T, self.hidden)[:, -1]
-        return self.head(self.norm(last))
+        return self.head(self.norm(x))                                                   # x: (B, H)
+
+    def _attend(self, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: torch.Tensor
+                ) -> torch.Tensor:
+        """(B, t, Hq, D): queries q (B, t, Hq, D) attending over the cached keys and values (B, Hkv, S, D)."""
+        B, t, Hq, D = q.shape
+        Hkv = keys.size(1)
+        if t == 1 and Hq != Hkv:
+            # one query per head: the G heads sharing a key head attend as G queries of that head
+            att = F.scaled_dot_product_attention(q.reshape(B, Hkv, Hq // Hkv, D), keys, values,
+                                                 attn_mask=mask, scale=self.scale)
+        else:
+            att = F.scaled_dot_product_attention(q.transpose(1, 2), keys, values, attn_mask=mask,
+                                                 scale=self.scale, enable_gqa=Hq != Hkv)
+        return att.reshape(B, Hq, t, D).transpose(1, 2)
 
