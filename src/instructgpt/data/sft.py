@@ -183,3 +183,25 @@ def task_metadata(tasks: list[TaskData], labels: dict[str, tuple[str, ...]] | No
     return {t.name: {"kind": t.kind, "cluster": t.cluster, "metric": t.metric, "held_out": t.held_out,
                      "labels": list(labels.get(t.name) or t.labels or []) or None,
                      "instructions": list(t.instructions)} for t in tasks}
+
+
+def answers_cut_off(tokenizer, examples: Iterable[tuple[TaskData, dict[str, Any]]], max_new_tokens: int,
+                    ) -> dict[str, tuple[int, int, int]]:
+    """`{task: (answers too long, answers, longest)}` for the tasks some of whose shortest reference
+    needs more than `max_new_tokens` new tokens (its end-of-turn token included): a decoder stopped
+    there cannot be right on them, and the task's score is capped at the fraction that fits."""
+    seen: dict[str, list[int]] = {}
+    for task, ex in examples:
+        refs = ex.get("references") or [ex["messages"][-1]["content"]]
+        seen.setdefault(task.name, []).append(1 + min(len(tokenizer.encode(r, add_special_tokens=False))
+                                                      for r in refs))
+    return {name: (sum(n > max_new_tokens for n in lengths), len(lengths), max(lengths))
+            for name, lengths in seen.items() if max(lengths) > max_new_tokens}
+
+
+def warn_cut_off(tokenizer, examples: Iterable[tuple[TaskData, dict[str, Any]]], max_new_tokens: int,
+                 setting: str) -> None:
+    """One line per task whose answers `max_new_tokens` cuts off, naming the `setting` to raise."""
+    for name, (cut, total, longest) in answers_cut_off(tokenizer, examples, max_new_tokens).items():
+        info(f"warning: {cut} of {total} '{name}' answers need more than {setting}={max_new_tokens} tokens "
+             f"(up to {longest}), so its score is at most {(total - cut) / total:.3f}: raise {setting} to {longest}")

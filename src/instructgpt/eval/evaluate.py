@@ -15,7 +15,7 @@ from tqdm import tqdm
 from instructgpt.config import EvalConfig, EvalModel, SFTConfig, TasksConfig, UserError
 from instructgpt.data.comparisons import load_comparisons, pair_accuracy
 from instructgpt.data.preference import encode_completion, encode_prompt
-from instructgpt.data.sft import TaskData, load_task_data, to_example
+from instructgpt.data.sft import TaskData, load_task_data, to_example, warn_cut_off
 from instructgpt.data.shards import load_shards
 from instructgpt.eval.stats import bootstrap_interval, fmt, group_means, mean, win_text
 from instructgpt.generation import Sample, sample_many
@@ -216,6 +216,8 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
     out = Path(cfg.out) if cfg.out else None
     base_spec = cfg.models[names.index(base_name)]
     info(f"eval: {len(cfg.models)} model(s) on {len(tasks)} tasks, baseline {base_name}")
+    scored = [(t, ex) for t in tasks for ex in t.splits[cfg.split][:cfg.examples_per_task]]
+    warn_cut_off(load_tokenizer(base_spec.path), scored, cfg.max_new_tokens, "eval.max_new_tokens")
     order = [base_spec] + [spec for spec in cfg.models if spec.name != base_name]
     results, samples, reference = {}, {}, None
     for spec in tqdm(order, desc="eval", unit="model", disable=None):
