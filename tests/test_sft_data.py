@@ -124,3 +124,28 @@ def test_cli_reports_a_bad_record_in_one_line(tmp_path):
     assert result.stderr.strip().splitlines() == [
         f"error: {path}:1: chat record has no assistant turn; add one "
         '{"role": "assistant", "content": ...} to learn from (or set skip_invalid: true for this data source)']
+
+
+def _task(name: str, answers: list[str]):
+    from instructgpt.data.sft import TaskData
+    examples = [{"task": name, "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": a}],
+                 "references": [a]} for a in answers]
+    return TaskData(name=name, cluster=name, kind="rewrite", metric="exact_match", labels=None, held_out=False,
+                    splits={"test": examples})
+
+
+def test_answers_cut_off_counts_the_answers_a_token_budget_cannot_hold(tokenizer, capsys):
+    from instructgpt.data.sft import answers_cut_off, warn_cut_off
+    short, long = "cat", " ".join(["s-p-e-l-l-e-d"] * 4)
+    n_long = len(tokenizer.encode(long, add_special_tokens=False)) + 1  # its end-of-turn token too
+    assert n_long > 8
+    tasks = [_task("short", [short] * 3), _task("mixed", [short, long, long])]
+    examples = [(t, ex) for t in tasks for ex in t.splits["test"]]
+    assert answers_cut_off(tokenizer, examples, n_long) == {}
+    assert answers_cut_off(tokenizer, examples, n_long - 1) == {"mixed": (2, 3, n_long)}
+    ex = dict(tasks[1].splits["test"][1], references=[long, short])  # any reference that fits will do
+    assert answers_cut_off(tokenizer, [(tasks[1], ex)], n_long - 1) == {}
+    warn_cut_off(tokenizer, examples, n_long - 1, "eval.max_new_tokens")
+    line = capsys.readouterr().err.strip()
+    assert line == (f"[instructgpt] warning: 2 of 3 'mixed' answers need more than eval.max_new_tokens={n_long - 1} "
+                    f"tokens (up to {n_long}), so its score is at most 0.333: raise eval.max_new_tokens to {n_long}")
