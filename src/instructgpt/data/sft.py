@@ -192,9 +192,8 @@ def answers_cut_off(tokenizer, examples: Iterable[tuple[TaskData, dict[str, Any]
     there cannot be right on them, and the task's score is capped at the fraction that fits."""
     seen: dict[str, list[int]] = {}
     for task, ex in examples:
-        refs = ex.get("references") or [ex["messages"][-1]["content"]]
         seen.setdefault(task.name, []).append(1 + min(len(tokenizer.encode(r, add_special_tokens=False))
-                                                      for r in refs))
+                                                      for r in ex["references"]))
     return {name: (sum(n > max_new_tokens for n in lengths), len(lengths), max(lengths))
             for name, lengths in seen.items() if max(lengths) > max_new_tokens}
 

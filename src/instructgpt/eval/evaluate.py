@@ -111,7 +111,7 @@ def evaluate_model(spec: EvalModel, tasks: Sequence[TaskData], cfg: EvalConfig, 
     model, tokenizer = load_model(spec.path), load_tokenizer(spec.path)
     kwargs = dict(pad_id=pad_id(tokenizer), stop_ids=stop_ids(tokenizer), max_new_tokens=cfg.max_new_tokens,
                   batch_size=cfg.batch_size, stop_strings=TEXT_STOPS if spec.prompt_format == "text" else ())
-    scored = [(t, ex) for t in tasks for ex in t.splits[cfg.split][:cfg.examples_per_task]]
+    scored = scored_examples(tasks, cfg)
     prompts = [encode_for(spec, tokenizer, t, ex, cfg.split) for t, ex in scored]
     greedy = sample_many(model, tokenizer, prompts, **kwargs)
     per_task: dict[str, list[float]] = {}
@@ -137,6 +137,10 @@ def evaluate_model(spec: EvalModel, tasks: Sequence[TaskData], cfg: EvalConfig, 
         "samples": shown_samples(judged, samples),
     }
     return result, samples
+
+
+def scored_examples(tasks: Sequence[TaskData], cfg: EvalConfig) -> list[tuple[TaskData, dict]]:
+    return [(t, ex) for t in tasks for ex in t.splits[cfg.split][:cfg.examples_per_task]]
 
 
 def win_examples(tasks: Sequence[TaskData], cfg: EvalConfig) -> list[tuple[TaskData, dict]]:
@@ -216,8 +220,7 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
     out = Path(cfg.out) if cfg.out else None
     base_spec = cfg.models[names.index(base_name)]
     info(f"eval: {len(cfg.models)} model(s) on {len(tasks)} tasks, baseline {base_name}")
-    scored = [(t, ex) for t in tasks for ex in t.splits[cfg.split][:cfg.examples_per_task]]
-    warn_cut_off(load_tokenizer(base_spec.path), scored, cfg.max_new_tokens, "eval.max_new_tokens")
+    warn_cut_off(load_tokenizer(base_spec.path), scored_examples(tasks, cfg), cfg.max_new_tokens, "eval.max_new_tokens")
     order = [base_spec] + [spec for spec in cfg.models if spec.name != base_name]
     results, samples, reference = {}, {}, None
     for spec in tqdm(order, desc="eval", unit="model", disable=None):

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from instructgpt.data.preference import encode_prompt
-from instructgpt.data.sft import TaskData, warn_cut_off
+from instructgpt.data.sft import TaskData
 from instructgpt.generation import sample_many
 from instructgpt.models.build import pad_id
 from instructgpt.tasks.metrics import score
@@ -30,7 +30,6 @@ def score_tasks(model, tokenizer, tasks: Sequence[TaskData], split: str, limit: 
     chosen = [(t, ex) for t in tasks for ex in (t.splits[split][:limit] if limit else t.splits[split])]
     if not chosen:
         return {}
-    warn_cut_off(tokenizer, chosen, max_new_tokens, "eval.max_new_tokens")
     predictions = answer(model, tokenizer, [ex for _, ex in chosen], max_new_tokens, batch_size, max_prompt_len)
     totals: dict[str, list[float]] = {}
     for (task, ex), pred in zip(chosen, predictions):
