@@ -64,8 +64,16 @@ def _uppercase_words(rng: random.Random) -> Example:
 
 
 def _sort_words(rng: random.Random) -> Example:
-    words = rng.sample(WORDS, rng.randint(3, 5))
-    return Example(input=" ".join(words), output=" ".join(sorted(words)))
+    """Three distinct words, spelled: 'o-w-l b-a-n-a-n-a d-o-g' -> 'b-a-n-a-n-a d-o-g o-w-l'.
+    As BPE tokens a word's first letter is hidden and the tiny models wrote unrelated words;
+    spelled, the order is in the letters (and sorting spelled words sorts the words)."""
+    words: list[str] = []
+    while len(words) < 3:
+        word = random_word(rng)
+        if word not in words:
+            words.append(word)
+    return Example(input=" ".join(spelled(w) for w in words),
+                   output=" ".join(spelled(w) for w in sorted(words)))
 
 
 def _count_letter(rng: random.Random) -> Example:
