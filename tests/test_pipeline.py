@@ -46,7 +46,10 @@ def test_run_end_to_end_then_skip(tmp_path):
     assert all(s["status"] == "done" for s in stages.values()), stages
     assert "time per stage" in result.stderr and "total" in result.stderr
     assert (run / "report.md").is_file() and (run / "report.html").is_file()
-    assert "| ppo-ptx |" in (run / "report.md").read_text()
+    report = (run / "report.md").read_text()
+    assert "| ppo-ptx |" in report
+    # the reward model's accuracy on the oracle's and the held-out labeler's comparisons (issue 4's two numbers)
+    assert "| comparisons-oracle |" in report and "| comparisons-heldout |" in report
 
     again = run_cli("run", "run/demo", f"runs_dir={tmp_path}", *TINY)
     assert again.returncode == 0, again.stderr

@@ -183,7 +183,7 @@ def _evaluate(cfg: RunConfig, run_dir: Path, pretrained: str) -> None:
     out = run_dir / "eval"
     evaluate.run(cfg.eval.model_copy(update={
         "models": models, "baseline": "sft", "tasks_dir": str(run_dir / "tasks"), "reward_model": str(run_dir / "rm"),
-        "comparisons": [str(run_dir / "comparisons-heldout.jsonl")], "out": str(out),
+        "comparisons": [str(run_dir / f"comparisons-{n}.jsonl") for n in ("oracle", "heldout")], "out": str(out),
         "lm_shards": str(run_dir / "pretrain" / "shards") if (run_dir / "pretrain" / "shards").is_dir() else None}))
     mark_complete(out, models=len(models))
 
