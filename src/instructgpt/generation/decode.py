@@ -168,6 +168,7 @@ def generate(model, prompts: Sequence[Sequence[int]], *, pad_id: int, stop_ids: 
         raise ValueError(f"{len(row_generators)} row generators for {B} prompts")
     limits = per_row(max_new_tokens, B, torch.long, device)
     longest = int(limits.max())
+    ragged = bool((limits < longest).any())  # else every row's limit is the loop's end: no op a step for it
     if fast and lean is None:
         lean = prepare(model)
     step = _LeanStepper(lean, ids, attention, longest) if fast and lean is not None else _HFStepper(model, ids, attention)
@@ -189,25 +190,28 @@ def generate(model, prompts: Sequence[Sequence[int]], *, pad_id: int, stop_ids: 
             else:
                 nxt = logits.argmax(-1)
             # log p(token): log_softmax's fused kernel costs less than a logsumexp; rows already done are masked below
-            logprobs.append(logits.log_softmax(-1).gather(1, nxt[:, None]).squeeze(1))
+            logprobs.append(logits.log_softmax(-1).gather(1, nxt[:, None]))                 # (B, 1)
             nxt = nxt.masked_fill_(done, pad_id)
             live = ~done
             masks.append(live)
             tokens.append(nxt)
             if len(stop):
                 hit_id = hit_id | (live & torch.isin(nxt, stop))
+                done = done | hit_id
             if strings is not None:
                 hit_string = hit_string | strings.hit(nxt, live & ~hit_id)
-            done = done | hit_id | hit_string | (limits <= t + 1)
+                done = done | hit_string
+            if ragged:
+                done = done | (limits <= t + 1)
             if on_step is not None:
                 cancel = on_step(nxt, live)
                 if cancel is not None:
                     done = done | cancel.to(device)
-            if bool(done.all()):
+            if t + 1 == longest or bool(done.all()):
                 break
             step.feed(nxt)
     mask = torch.stack(masks, 1)
-    return Generation(torch.stack(tokens, 1), torch.stack(logprobs, 1).masked_fill(~mask, 0.0), mask,
+    return Generation(torch.stack(tokens, 1), torch.cat(logprobs, 1).masked_fill(~mask, 0.0), mask,
                       hit_id.clone(), hit_string.clone(), [tuple(s) for s in stop_strings] if stop_strings else [])
 
 

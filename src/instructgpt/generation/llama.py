@@ -38,6 +38,7 @@ STATIC_ROPE = ("default", "linear", "llama3", "yarn")
 FUSE_MAX_BYTES = 2 * 1024 * 1024  # per layer: fused copies for models this small; see LeanLlama
 PACK_MAX_BYTES = 1024**3          # whole model: up to this size oneDNN gets reordered copies of the weights
 ONEDNN_MIN_MACS = 500_000         # a product this small stays on MKL: oneDNN costs ~14 µs a call, MKL ~2 µs
+SPAN = 64                         # a decoding step attends over the cache's first slots in whole spans of this many
 
 
 def _onednn_linear():
@@ -56,6 +57,7 @@ class Linear:
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None, pack: bool = False):
         self.weight, self.bias = weight, bias
+        self.weight_t = weight.t()  # a view, taken once: addmm's operand
         self.op = _onednn_linear() if weight.device.type == "cpu" and weight.dtype == torch.float32 else None
         self.rows_min = ONEDNN_MIN_MACS / weight.numel()
         if self.op is not None:
@@ -77,7 +79,7 @@ class Linear:
         if self._onednn(x):
             return self.op.binary(x, residual, self.onednn_weight, self.bias, "add")
         if self.bias is None:
-            return torch.addmm(residual, x, self.weight.t())
+            return torch.addmm(residual, x, self.weight_t)
         return residual + F.linear(x, self.weight, self.bias)
 
 
@@ -103,9 +105,28 @@ class KVCache:
     keys: torch.Tensor     # (L, B, Hkv, S, D)
     values: torch.Tensor   # (L, B, Hkv, S, D)
     bias: torch.Tensor     # (B, S) attention bias: 0 on slots holding a real (non-pad) token, -inf elsewhere
-    cos: torch.Tensor      # (S, D) rotary angles of positions 0..S-1, as the model's rotary embedding gives them
-    sin: torch.Tensor      # (S, D)
+    cos: torch.Tensor      # (S, 1, D) rotary angles of positions 0..S-1, as the model's rotary embedding gives them
+    sin: torch.Tensor      # (S, 1, D)
     length: int = 0        # slots filled
+
+    def __post_init__(self):
+        # Views taken once, not every step (each indexing is an op, and at small sizes ops cost more than
+        # the math): each layer's (B, Hkv, S, D) keys and values, and for one-token steps the first
+        # `span` slots of those and of the bias, a whole number of SPANs (slots not yet filled have
+        # bias -inf, so attending over them changes nothing)
+        self.layer_keys, self.layer_values = self.keys.unbind(0), self.values.unbind(0)
+        self.span = 0
+        self.span_keys = self.span_values = self.span_bias = None
+
+    def spanning(self, stop: int) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
+        """Per-layer keys and values and the (B, 1, 1, span) bias over the first `span` >= `stop` slots."""
+        span = min(self.bias.size(1), -(-stop // SPAN) * SPAN)
+        if span != self.span:
+            self.span = span
+            self.span_keys = [k[:, :, :span] for k in self.layer_keys]
+            self.span_values = [v[:, :, :span] for v in self.layer_values]
+            self.span_bias = self.bias[:, None, None, :span]
+        return self.span_keys, self.span_values, self.span_bias
 
 
 @dataclass
@@ -130,15 +151,19 @@ class Norm:
     def __init__(self, norm: torch.nn.Module, fold: bool = False):
         self.module, self.weight = norm, None if fold else norm.weight
         self.eps = torch.tensor(norm.variance_epsilon, dtype=torch.float32, device=norm.weight.device)
+        self.inverse_width = 1.0 / norm.weight.numel()
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self.weight is not None and x.dtype != torch.float32:
+        fp32 = x.dtype == torch.float32
+        if self.weight is not None and not fp32:
             return self.module(x)  # a bf16 model: its own norm, bit for bit
-        x32 = x.float()  # bf16 activations of an fp32 model under autocast: computed in fp32, as HF does
+        # bf16 activations of an fp32 model under autocast: computed in fp32, as HF does (and no `to` for
+        # fp32 ones: one that changes nothing still costs a dispatch)
+        x32 = x if fp32 else x.float()
         length = torch.linalg.vector_norm(x32, dim=-1, keepdim=True)
-        inverse = torch.addcmul(self.eps, length, length, value=1.0 / x.size(-1)).rsqrt_()  # 1 / rms(x)
+        inverse = torch.addcmul(self.eps, length, length, value=self.inverse_width).rsqrt_()  # 1 / rms(x)
         if self.weight is None:
-            return (x32 * inverse).to(x.dtype)
+            return x32 * inverse if fp32 else (x32 * inverse).to(x.dtype)
         return (x32 * inverse).mul_(self.weight)
 
 
@@ -214,9 +239,9 @@ class LeanLlama:
         """(B, T, heads, D) q, k (rotary applied) and v."""
         Hq, Hkv, D = self.heads, self.kv_heads, self.head_dim
         if self.fused:
-            qkv = layer.qkv[0](h).view(B, T, -1, D)
-            qk = qkv[:, :, :Hq + Hkv] * cos + qkv[:, :, Hq + 2 * Hkv:] * sin
-            return qk[:, :, :Hq], qk[:, :, Hq:], qkv[:, :, Hq + Hkv:Hq + 2 * Hkv]
+            qk, v, qk_rotated = layer.qkv[0](h).view(B, T, -1, D).split((Hq + Hkv, Hkv, Hq + Hkv), dim=2)
+            q, k = torch.addcmul(qk * cos, qk_rotated, sin).split((Hq, Hkv), dim=2)
+            return q, k, v
         q, k, v = (linear(h).view(B, T, -1, D) for linear in layer.qkv)
         return q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin, v
 
@@ -236,7 +261,8 @@ class LeanLlama:
         cos, sin = self.rotary_emb(torch.empty(0, dtype=self.dtype, device=device), positions)   # (1, S, D)
         return KVCache(torch.zeros(shape, dtype=self.dtype, device=device),
                        torch.zeros(shape, dtype=self.dtype, device=device),
-                       torch.full((batch, slots), float("-inf"), dtype=self.dtype, device=device), cos[0], sin[0])
+                       torch.full((batch, slots), float("-inf"), dtype=self.dtype, device=device),
+                       cos[0, :, None], sin[0, :, None])
 
     @torch.no_grad()
     def forward(self, input_ids: torch.Tensor, positions: torch.Tensor, real: torch.Tensor,
@@ -251,9 +277,10 @@ class LeanLlama:
         cache.length = stop
         # (B, 1, T, stop), additive: real earlier slots are 0. Kept in the cache as a bias, so a step of
         # one token adds no ops; a boolean mask would be converted in every layer's attention.
-        mask = cache.bias[:, None, None, :stop]
-        if T > 1:  # causal among the new tokens; a query always sees itself, so pad rows stay finite
-            mask = mask.expand(B, 1, T, stop).clone()
+        if T == 1:  # (B, 1, 1, span): the first whole SPANs of slots, views made once per span
+            span_keys, span_values, mask = cache.spanning(stop)
+        else:  # causal among the new tokens; a query always sees itself, so pad rows stay finite
+            mask = cache.bias[:, None, None, :stop].expand(B, 1, T, stop).clone()
             mask[..., start:] += torch.full((T, T), float("-inf"), dtype=mask.dtype, device=mask.device).triu(1)
             mask[..., torch.arange(T), torch.arange(start, stop)] = 0.0
         # A prompt with padding runs its products on its N real tokens only, as one row of N (the
@@ -263,24 +290,28 @@ class LeanLlama:
             rows, cols = real.nonzero(as_tuple=True)                                      # (N,), row by row
             ends = real.sum(1).cumsum(0) - 1                                              # each row's last token
             input_ids, positions = input_ids[rows, cols][None], positions[rows, cols][None]  # (1, N)
-        cos, sin = cache.cos[positions][:, :, None], cache.sin[positions][:, :, None]   # (B | 1, T | N, 1, D)
+        cos, sin = cache.cos[positions], cache.sin[positions]                           # (B | 1, T | N, 1, D)
         Hq, D, t = self.heads, self.head_dim, T
         x = F.embedding(input_ids, self.embed).view(-1, self.hidden)                   # (B*T or N, H)
         for i, layer in enumerate(self.layers):
             q, k, v = self._qkv(layer.attn_norm(x), layer, *input_ids.shape, cos, sin)  # (B, T | 1, T | N, ., D)
+            keys, values = cache.layer_keys[i], cache.layer_values[i]                   # (B, Hkv, S, D)
             if packed:  # (under autocast k and v may be bf16 where the cache is fp32: index_put does not cast)
-                cache.keys[i][rows, :, cols + start] = k[0].to(cache.keys.dtype)
-                cache.values[i][rows, :, cols + start] = v[0].to(cache.values.dtype)
+                keys[rows, :, cols + start] = k[0].to(keys.dtype)
+                values[rows, :, cols + start] = v[0].to(values.dtype)
             else:
-                cache.keys[i, :, :, start:stop] = k.transpose(1, 2)
-                cache.values[i, :, :, start:stop] = v.transpose(1, 2)
+                keys[:, :, start:stop] = k.transpose(1, 2)
+                values[:, :, start:stop] = v.transpose(1, 2)
             if t > 1 and i == len(self.layers) - 1:
                 # the last layer's keys and values are cached; only each row's last position goes on
                 q, x = (q[0, ends], x[ends]) if packed else (q[:, -1], x.view(B, T, -1)[:, -1].contiguous())
                 q, mask, t = q[:, None], mask[..., -1:, :], 1
             elif packed:
                 q = q.new_zeros(B, T, Hq, D).index_put_((rows, cols), q[0])
-            att = self._attend(q, cache.keys[i, :, :, :stop], cache.values[i, :, :, :stop], mask)
+            if T == 1:
+                att = self._attend(q, span_keys[i], span_values[i], mask)
+            else:
+                att = self._attend(q, keys[:, :, :stop], values[:, :, :stop], mask)
             att = (att[rows, cols] if packed and t > 1 else att).reshape(-1, Hq * D)
             x = layer.out.add(att, x)
             x = layer.down.add(self._mlp_in(layer.mlp_norm(x), layer), x)
@@ -298,5 +329,7 @@ class LeanLlama:
         else:
             att = F.scaled_dot_product_attention(q.transpose(1, 2), keys, values, attn_mask=mask,
                                                  scale=self.scale, enable_gqa=Hq != Hkv)
+        if t == 1:  # (B, Hq, 1, D) and (B, 1, Hq, D) are the same memory: one view instead of two ops
+            return att.view(B, 1, Hq, D)
         return att.reshape(B, Hq, t, D).transpose(1, 2)
 
