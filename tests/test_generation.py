@@ -90,6 +90,9 @@ def test_fast_path_greedy_equals_hf_generate_with_left_padding_and_gqa(monkeypat
         monkeypatch.setattr(llama, "FUSE_MAX_BYTES", 0)
     # every product through oneDNN (where torch has it), or every one through F.linear
     monkeypatch.setattr(llama, "ONEDNN_MIN_MACS", 0 if onednn else float("inf"))
+    # one-token steps attend over spans of 8 slots: the 34 slots grow through spans of 16, 24, 32 and
+    # the whole cache's 34 while decoding
+    monkeypatch.setattr(llama, "SPAN", 8)
     torch.manual_seed(0)
     cfg = LlamaConfig(vocab_size=300, hidden_size=64, intermediate_size=128, num_hidden_layers=3,
                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
