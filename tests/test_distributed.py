@@ -217,7 +217,7 @@ def test_fsdp2_keeps_tied_embeddings_tied(runs):
 
 def test_an_fsdp2_checkpoint_resumes_to_the_uninterrupted_result(runs):
     one, two, log = runs
-    assert "resumed from" in log and "sft-fsdp-resume/checkpoints/step-2 (step 2)" in log
+    assert "resumed from" in log and "sft-fsdp-resume/checkpoints/step-2 (step 2, precision " in log
     assert losses(one, "sft-const") == pytest.approx(losses(two, "sft-fsdp-resume"), rel=1e-4, abs=1e-6)
     assert_same_weights(one / "sft-const", two / "sft-fsdp-resume")
 
@@ -246,7 +246,7 @@ def test_a_killed_rank_fails_the_job_clearly_and_resume_continues(inputs, tmp_pa
     assert done < 400
     job["config"]["train"]["max_steps"] = done + 4
     out = finish(launch([{**job, "resume": True}], tmp_path / "resume.json", 2))
-    assert f"resumed from {checkpoints / f'step-{done}'} (step {done})" in out
+    assert f"resumed from {checkpoints / f'step-{done}'} (step {done}, precision " in out
     steps = [r["step"] for line in (tmp_path / "metrics" / "pretrain.jsonl").read_text().splitlines()
              if "train/loss" in (r := json.loads(line))]
     assert steps == list(range(1, done + 5))

@@ -42,8 +42,9 @@ def cli(*args):
 
 
 def test_sigkill_mid_step_then_resume_equals_uninterrupted(tmp_path, tokenizer_dir, corpus_file):
+    # fp32 pinned: `auto` times a product in each process, and a busy machine can tip one run to bf16
     common = [f"tokenizer={tokenizer_dir}", f"corpus=[{corpus_file}]", *FAST, "train.max_steps=30",
-              "train.save_every=5", "train.eval_every=0", "train.keep_checkpoints=3"]
+              "train.save_every=5", "train.eval_every=0", "train.keep_checkpoints=3", "train.precision=fp32"]
     env = {"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"}
     straight = subprocess.run(cli(f"out={tmp_path / 'a'}", *common), capture_output=True, text=True, env=env)
     assert straight.returncode == 0, straight.stderr
@@ -74,6 +75,22 @@ def test_sigkill_mid_step_then_resume_equals_uninterrupted(tmp_path, tokenizer_d
         assert torch.allclose(a[key], b[key]), key
     steps = [r["step"] for r in read_metrics(metrics) if "train/loss" in r]
     assert steps == sorted(set(steps)) and steps[-1] == 30  # the log was rewound, not duplicated
+
+
+def test_a_resumed_run_keeps_the_precision_auto_chose_at_the_start(tmp_path, tokenizer_dir, corpus_file,
+                                                                   monkeypatch, capsys):
+    from instructgpt.train import loop
+    cfg = cfg_for(tmp_path, "p", tokenizer_dir, corpus_file, "train.max_steps=4", "train.save_every=2",
+                  "train.eval_every=0")
+    assert cfg.train.precision == "auto"
+    monkeypatch.setattr(loop, "resolve_precision", lambda device, precision: "bf16" if precision == "auto" else precision)
+    pretrain.run(cfg)
+    (tmp_path / "p" / "complete.json").unlink()
+    # later the machine is busy and the timing says fp32: the resumed run still trains in bf16
+    monkeypatch.setattr(loop, "resolve_precision", lambda device, precision: "fp32" if precision == "auto" else precision)
+    capsys.readouterr()
+    pretrain.run(cfg.model_copy(update={"train": cfg.train.model_copy(update={"max_steps": 6})}), resume=True)
+    assert "resumed from" in (err := capsys.readouterr().err) and "(step 4, precision bf16)" in err, err
 
 
 def test_mlm_lowers_masked_loss_and_reloads(tmp_path, tokenizer_dir, corpus_file):

@@ -73,7 +73,6 @@ def fit(model: torch.nn.Module, step_fn: StepFn, batches_for_step: Callable[[int
     """
     dist.setup(train.distributed)
     device = resolve_device(train.device)
-    train = train.model_copy(update={"precision": resolve_precision(device, train.precision)})
     set_seed(train.seed)
     ckpt_root = Path(out_dir) / "checkpoints"
     result = FitResult(step=0)
@@ -81,6 +80,10 @@ def fit(model: torch.nn.Module, step_fn: StepFn, batches_for_step: Callable[[int
     if resume and ckpt is None:
         info(f"{desc}: no checkpoint to resume from in {ckpt_root}; starting at step 0")
     state = load_checkpoint(ckpt, model) if ckpt is not None else None  # weights before any wrapping
+    # `auto` is decided by timing a product, which a busy machine can tip the other way: a resumed
+    # run keeps the precision its checkpoint was trained in
+    saved = (state or {}).get("precision") if train.precision == "auto" else None
+    train = train.model_copy(update={"precision": saved or resolve_precision(device, train.precision)})
     model.to(device)
     restore_attention = use_attention(model, resolve_attention(train.attention, device, train.seq_len))
     if train.compile:
@@ -101,7 +104,7 @@ def fit(model: torch.nn.Module, step_fn: StepFn, batches_for_step: Callable[[int
         set_rng_state(state["rng"])
         result.step = result.resumed_from = state["step"]
         logger.rewind(result.step)
-        info(f"{desc}: resumed from {ckpt} (step {result.step})")
+        info(f"{desc}: resumed from {ckpt} (step {result.step}, precision {train.precision})")
     peak = measure_peak_flops(device.type, "bfloat16" if train.precision == "bf16" else "float32") \
         if flops_per_token else None
 
@@ -148,7 +151,7 @@ def fit(model: torch.nn.Module, step_fn: StepFn, batches_for_step: Callable[[int
                     bar.write(f"{desc} step {done}: " + ", ".join(f"{k}={v:.4f}" for k, v in result.last_eval.items()))
             if ((train.save_every and done % train.save_every == 0) or last) and not bad_in_row:
                 # no checkpoint during a run of skipped steps: the newest one stays a good step's
-                _save(parallel, ckpt_root, done, optimizer, scheduler, train.keep_checkpoints)
+                _save(parallel, ckpt_root, done, optimizer, scheduler, train)
             bar.update(1)
     except Exception as e:
         if dist.active() and _lost_rank(e):
@@ -169,10 +172,11 @@ def fit(model: torch.nn.Module, step_fn: StepFn, batches_for_step: Callable[[int
     return result
 
 
-def _save(parallel: Parallel, root: Path, step: int, optimizer, scheduler, keep: int) -> None:
+def _save(parallel: Parallel, root: Path, step: int, optimizer, scheduler, train: TrainConfig) -> None:
     """Rank 0 writes `step-N` (FSDP2: every rank joins the gathers first)."""
     state = {"step": step, "optimizer": parallel.optimizer_state(optimizer), "scheduler": scheduler.state_dict(),
-             "rng": get_rng_state(), "strategy": parallel.strategy}
+             "rng": get_rng_state(), "strategy": parallel.strategy, "precision": train.precision}
+    keep = train.keep_checkpoints
     plain = parallel.plain_model()
     if plain is None:
         return
