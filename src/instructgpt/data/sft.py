@@ -5,7 +5,7 @@ import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from instructgpt.config.errors import UserError
 from instructgpt.config.schema import RecordSource, SFTConfig
@@ -183,6 +183,12 @@ def task_metadata(tasks: list[TaskData], labels: dict[str, tuple[str, ...]] | No
     return {t.name: {"kind": t.kind, "cluster": t.cluster, "metric": t.metric, "held_out": t.held_out,
                      "labels": list(labels.get(t.name) or t.labels or []) or None,
                      "instructions": list(t.instructions)} for t in tasks}
+
+
+def first_examples(tasks: Sequence[TaskData], split: str, per_task: int | None = None
+                   ) -> list[tuple[TaskData, dict[str, Any]]]:
+    """(task, example) for the first `per_task` examples (None: all) of every task's `split`."""
+    return [(t, ex) for t in tasks for ex in t.splits[split][:per_task]]
 
 
 def answers_cut_off(tokenizer, examples: Iterable[tuple[TaskData, dict[str, Any]]], max_new_tokens: int,

@@ -15,7 +15,7 @@ from tqdm import tqdm
 from instructgpt.config import EvalConfig, EvalModel, SFTConfig, TasksConfig, UserError
 from instructgpt.data.comparisons import load_comparisons, pair_accuracy
 from instructgpt.data.preference import encode_completion, encode_prompt
-from instructgpt.data.sft import TaskData, load_task_data, to_example, warn_cut_off
+from instructgpt.data.sft import TaskData, first_examples, load_task_data, to_example, warn_cut_off
 from instructgpt.data.shards import load_shards
 from instructgpt.eval.stats import bootstrap_interval, fmt, group_means, mean, win_text
 from instructgpt.generation import Sample, sample_many
@@ -111,14 +111,14 @@ def evaluate_model(spec: EvalModel, tasks: Sequence[TaskData], cfg: EvalConfig, 
     model, tokenizer = load_model(spec.path), load_tokenizer(spec.path)
     kwargs = dict(pad_id=pad_id(tokenizer), stop_ids=stop_ids(tokenizer), max_new_tokens=cfg.max_new_tokens,
                   batch_size=cfg.batch_size, stop_strings=TEXT_STOPS if spec.prompt_format == "text" else ())
-    scored = scored_examples(tasks, cfg)
+    scored = first_examples(tasks, cfg.split, cfg.examples_per_task)
     prompts = [encode_for(spec, tokenizer, t, ex, cfg.split) for t, ex in scored]
     greedy = sample_many(model, tokenizer, prompts, **kwargs)
     per_task: dict[str, list[float]] = {}
     for (t, ex), (s,) in zip(scored, greedy):
         per_task.setdefault(t.name, []).append(score(t.metric, s.text, ex["references"]))
     scores = {name: mean(v) for name, v in per_task.items()}
-    judged = win_examples(tasks, cfg)
+    judged = first_examples(tasks, cfg.split, cfg.win_prompts_per_task)
     prompts = [encode_for(spec, tokenizer, t, ex, cfg.split) for t, ex in judged]
     samples = [row[0] for row in sample_many(model, tokenizer, prompts, temperature=cfg.temperature, seed=seed,
                                              **kwargs)]
@@ -137,14 +137,6 @@ def evaluate_model(spec: EvalModel, tasks: Sequence[TaskData], cfg: EvalConfig, 
         "samples": shown_samples(judged, samples),
     }
     return result, samples
-
-
-def scored_examples(tasks: Sequence[TaskData], cfg: EvalConfig) -> list[tuple[TaskData, dict]]:
-    return [(t, ex) for t in tasks for ex in t.splits[cfg.split][:cfg.examples_per_task]]
-
-
-def win_examples(tasks: Sequence[TaskData], cfg: EvalConfig) -> list[tuple[TaskData, dict]]:
-    return [(t, ex) for t in tasks for ex in t.splits[cfg.split][:cfg.win_prompts_per_task]]
 
 
 def shown_samples(judged: Sequence[tuple[TaskData, dict]], samples: Sequence[Sample]) -> list[dict[str, str]]:
@@ -220,7 +212,8 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
     out = Path(cfg.out) if cfg.out else None
     base_spec = cfg.models[names.index(base_name)]
     info(f"eval: {len(cfg.models)} model(s) on {len(tasks)} tasks, baseline {base_name}")
-    warn_cut_off(load_tokenizer(base_spec.path), scored_examples(tasks, cfg), cfg.max_new_tokens, "eval.max_new_tokens")
+    warn_cut_off(load_tokenizer(base_spec.path), first_examples(tasks, cfg.split, cfg.examples_per_task),
+                 cfg.max_new_tokens, "eval.max_new_tokens")
     order = [base_spec] + [spec for spec in cfg.models if spec.name != base_name]
     results, samples, reference = {}, {}, None
     for spec in tqdm(order, desc="eval", unit="model", disable=None):
@@ -229,7 +222,7 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
         if reference is None:
             reference = load_model(base_spec.path)
     base_samples = samples[base_name]
-    judged = win_examples(tasks, cfg)
+    judged = first_examples(tasks, cfg.split, cfg.win_prompts_per_task)
     queries = [_query(t, ex) for t, ex in judged]
     pairs = [(q, [a.text, b.text]) for name in names if name != base_name
              for q, a, b in zip(queries, samples[name], base_samples)]

@@ -38,7 +38,7 @@ STATIC_ROPE = ("default", "linear", "llama3", "yarn")
 FUSE_MAX_BYTES = 2 * 1024 * 1024  # per layer: fused copies for models this small; see LeanLlama
 PACK_MAX_BYTES = 1024**3          # whole model: up to this size oneDNN gets reordered copies of the weights
 ONEDNN_MIN_MACS = 500_000         # a product this small stays on MKL: oneDNN costs ~14 µs a call, MKL ~2 µs
-SPAN = 64                         # a decoding step attends over the cache's first slots in whole spans of this many
+SPAN = 64                         # attention reads the cache's first slots in whole spans of this many
 
 
 def _onednn_linear():
@@ -111,9 +111,9 @@ class KVCache:
 
     def __post_init__(self):
         # Views taken once, not every step (each indexing is an op, and at small sizes ops cost more than
-        # the math): each layer's (B, Hkv, S, D) keys and values, and for one-token steps the first
-        # `span` slots of those and of the bias, a whole number of SPANs (slots not yet filled have
-        # bias -inf, so attending over them changes nothing)
+        # the math): each layer's (B, Hkv, S, D) keys and values, and the first `span` slots of those and
+        # of the bias, a whole number of SPANs, that attention reads (slots not yet filled have bias -inf,
+        # so attending over them changes nothing)
         self.layer_keys, self.layer_values = self.keys.unbind(0), self.values.unbind(0)
         self.span = 0
         self.span_keys = self.span_values = self.span_bias = None
@@ -275,13 +275,12 @@ class LeanLlama:
         start, stop = cache.length, cache.length + T
         cache.bias[:, start:stop].masked_fill_(real, 0.0)
         cache.length = stop
-        # (B, 1, T, stop), additive: real earlier slots are 0. Kept in the cache as a bias, so a step of
+        # (B, 1, T, span), additive: real earlier slots are 0. Kept in the cache as a bias, so a step of
         # one token adds no ops; a boolean mask would be converted in every layer's attention.
-        if T == 1:  # (B, 1, 1, span): the first whole SPANs of slots, views made once per span
-            span_keys, span_values, mask = cache.spanning(stop)
-        else:  # causal among the new tokens; a query always sees itself, so pad rows stay finite
-            mask = cache.bias[:, None, None, :stop].expand(B, 1, T, stop).clone()
-            mask[..., start:] += torch.full((T, T), float("-inf"), dtype=mask.dtype, device=mask.device).triu(1)
+        span_keys, span_values, mask = cache.spanning(stop)
+        if T > 1:  # causal among the new tokens; a query always sees itself, so pad rows stay finite
+            mask = mask.expand(B, 1, T, mask.size(-1)).clone()
+            mask[..., start:stop] += torch.full((T, T), float("-inf"), dtype=mask.dtype, device=mask.device).triu(1)
             mask[..., torch.arange(T), torch.arange(start, stop)] = 0.0
         # A prompt with padding runs its products on its N real tokens only, as one row of N (the
         # decode benchmark's 16 prompts of 10-40 tokens: 367 of 640); attention keeps the (B, T) layout.
@@ -308,10 +307,7 @@ class LeanLlama:
                 q, mask, t = q[:, None], mask[..., -1:, :], 1
             elif packed:
                 q = q.new_zeros(B, T, Hq, D).index_put_((rows, cols), q[0])
-            if T == 1:
-                att = self._attend(q, span_keys[i], span_values[i], mask)
-            else:
-                att = self._attend(q, keys[:, :, :stop], values[:, :, :stop], mask)
+            att = self._attend(q, span_keys[i], span_values[i], mask)
             att = (att[rows, cols] if packed and t > 1 else att).reshape(-1, Hq * D)
             x = layer.out.add(att, x)
             x = layer.down.add(self._mlp_in(layer.mlp_norm(x), layer), x)

@@ -14,7 +14,7 @@ from instructgpt.checkpoint import mark_complete, save_hf_folder
 from instructgpt.config import SFTConfig, UserError, dump_config, require
 from instructgpt.data.mixing import iter_mixture
 from instructgpt.data.packing import SFTBatch, pack_batch, pad_batch, plan_micro_batches, unpad_batch
-from instructgpt.data.sft import TaskData, load_task_data, task_metadata, warn_cut_off
+from instructgpt.data.sft import TaskData, first_examples, load_task_data, task_metadata, warn_cut_off
 from instructgpt.models.build import check_tokenizer, count_parameters, load_model, pad_id
 from instructgpt.models.parts import lm_parts
 from instructgpt.objectives.linear_ce import linear_cross_entropy
@@ -45,7 +45,7 @@ def run(cfg: SFTConfig, resume: bool = False) -> Path:
     tokenizer = load_tokenizer(cfg.tokenizer or cfg.model.path)
     model = load_model(cfg.model.path)
     check_tokenizer(model, tokenizer, "sft")
-    warn_cut_off(tokenizer, [(t, ex) for t in tasks for ex in t.splits["test"]], cfg.eval.max_new_tokens,
+    warn_cut_off(tokenizer, first_examples(tasks, "test"), cfg.eval.max_new_tokens,
                  "eval.max_new_tokens")  # once: the test scores at the end, and validation on the same tasks
     held_in = [t for t in tasks if not t.held_out]
     info(f"sft: {len(held_in)} held-in tasks ({sum(len(t.splits['train']) for t in held_in):,} examples), "

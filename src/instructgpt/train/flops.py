@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import functools
+import platform
 import time
-from pathlib import Path
 
 import torch
 
@@ -50,14 +50,11 @@ def mfu(flops_per_token: float, tokens_per_s: float, peak_flops: float) -> float
     return flops_per_token * tokens_per_s / peak_flops
 
 
-BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})  # x86 instructions that multiply bf16 matrices
-
-
 def resolve_precision(device: torch.device, precision: str) -> str:
     """`auto` -> "bf16" (autocast) where this device multiplies bf16 matrices clearly faster than
     fp32 (a GPU with bf16, a CPU with AVX-512 BF16 or AMX), else "fp32": on a CPU without bf16
     units, bf16 matmuls run far slower than fp32 (measured 1.4 against 139 GFLOP/s on an AVX2 EPYC).
-    An x86 CPU is judged by its flags, the same in every process; others by timing a product,
+    An x86 CPU is judged by its features (torch's cpuinfo), the same in every process; others by timing a product,
     which a busy machine can tip (measured on an AVX-512 BF16 EPYC under load: 1.51-2.0x)."""
     if precision != "auto":
         return precision
@@ -69,15 +66,12 @@ def resolve_precision(device: torch.device, precision: str) -> str:
     return "bf16" if _bf16_speedup(device.type) > 1.5 else "fp32"
 
 
-@functools.lru_cache(maxsize=None)
 def _cpu_has_bf16_units() -> bool | None:
-    """Whether /proc/cpuinfo's x86 `flags` list bf16 matrix instructions; None where there is no such line."""
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
+    """Whether this x86 CPU has bf16 matrix instructions (AVX-512 BF16 or AMX), as torch's cpuinfo
+    reads them; None on other architectures, whose features torch does not report this way."""
+    if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686"):
         return None
-    flags = next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), None)
-    return None if flags is None else bool(BF16_CPU_FLAGS.intersection(flags))
+    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
 
 
 @functools.lru_cache(maxsize=None)

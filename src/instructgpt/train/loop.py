@@ -80,8 +80,8 @@ def fit(model: torch.nn.Module, step_fn: StepFn, batches_for_step: Callable[[int
     if resume and ckpt is None:
         info(f"{desc}: no checkpoint to resume from in {ckpt_root}; starting at step 0")
     state = load_checkpoint(ckpt, model) if ckpt is not None else None  # weights before any wrapping
-    # `auto` is decided by timing a product, which a busy machine can tip the other way: a resumed
-    # run keeps the precision its checkpoint was trained in
+    # a resumed run keeps the precision its checkpoint was trained in (where `auto` is decided by
+    # timing a product, a busy machine can tip it the other way; and a run's numerics should not change midway)
     saved = (state or {}).get("precision") if train.precision == "auto" else None
     train = train.model_copy(update={"precision": saved or resolve_precision(device, train.precision)})
     model.to(device)
