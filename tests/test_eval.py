@@ -60,6 +60,31 @@ def test_eval_scores_task_files_it_has_never_seen_zero_shot(tmp_path, model_dir,
     assert mine["win_rate"] == 0.5  # the baseline against itself
 
 
+def test_a_models_win_rate_does_not_depend_on_the_other_models_judged(tmp_path, model_dir, task_files, tokenizer):
+    """The judge's noise is set on the baseline's own samples, so adding a very different model
+    to the eval changes neither the judge nor another model's win rate. (Set on the judged
+    pairs, as before, the peaked model's pairs raised the noise for everyone.)"""
+    others = {}
+    for seed, name in ((1, "near"), (2, "peaked")):
+        torch.manual_seed(seed)
+        model = build_model(ModelConfig(preset="tiny"), tokenizer)
+        if name == "peaked":
+            with torch.no_grad():
+                model.lm_head.weight.mul_(30)
+        save_hf_folder(tmp_path / name, model, tokenizer, "")
+        others[name] = f"{name}={tmp_path / name}"
+    runs = {}
+    for label, models in (("pair", [others["near"]]), ("all", [others["near"], others["peaked"]])):
+        out = tmp_path / label
+        result = run_cli("eval", f"base={model_dir}", *models, "--tasks", *map(str, task_files), "--out", str(out),
+                         "max_new_tokens=6", "bootstrap=20")
+        assert result.returncode == 0, result.stderr
+        runs[label] = (json.loads((out / "summary.json").read_text()), json.loads((out / "near.json").read_text()))
+    (pair, near_alone), (everyone, near_among) = runs["pair"], runs["all"]
+    assert pair["labeler_noise"] == everyone["labeler_noise"] and "of base" in pair["labeler_calibration"]
+    assert near_alone["win_rate"] == near_among["win_rate"]
+
+
 def test_eval_takes_its_models_from_a_config_unless_the_command_line_names_some(tmp_path, model_dir, task_files):
     """A YAML's `models` (with what only a config can say, e.g. a plain-text prompt format) are
     evaluated as listed; models on the command line replace them."""

@@ -40,7 +40,7 @@ def fake_run(root: Path, statuses: dict[str, str] | None = None) -> Path:
         (run / "eval" / f"{name}.json").write_text(json.dumps(result))
     (run / "eval" / "summary.json").write_text(json.dumps({
         "baseline": "sft", "models": list(MODELS), "prompts": 40, "labeler_noise": 0.3, "agreement": 0.75,
-        "temperature": 1.0, "tasks": tasks, "rm_accuracy": {"comparisons-heldout": 0.61}}))
+        "labeler_calibration": "4 samples of sft a prompt", "temperature": 1.0, "tasks": tasks, "rm_accuracy": {"comparisons-heldout": 0.61}}))
     stages = {s: {"status": "done", "seconds": 1.0} for s in
               ("tasks", "tokenizer", "pretrain", "sft", "comparisons", "reward", "ppo", "ppo-ptx", "dpo", "eval")}
     for stage, status in (statuses or {}).items():
@@ -61,6 +61,7 @@ def test_report_has_the_figure_tables_curves_samples_and_stage_times(tmp_path):
     assert "![Win rate against sft](plots/win_rate.png)" in md and (run / "plots" / "win_rate.png").stat().st_size
     assert (run / "plots" / "training_curves.png").is_file()
     assert "| ppo | 0.700 [0.650, 0.750] |" in md
+    assert "agreement with the oracle 0.75 on 4 samples of sft a prompt" in md
     assert "| ppo-ptx |" in md and "| -0.010 |" in md  # alignment tax: held-in change against SFT
     assert "| world_facts (held out) |" in md and "| comparisons-heldout | 0.610 |" in md
     assert "<ppo-ptx says 5>" in md and "| total | | 10 |" in md and "Not every stage" not in md

@@ -24,7 +24,7 @@ from instructgpt.models.build import load_model, pad_id
 from instructgpt.models.parts import action_logprobs
 from instructgpt.models.reward import load_score_model, score_sequences
 from instructgpt.objectives.lm import causal_lm_loss
-from instructgpt.tasks.labeler import ORACLE, PROFILES, Labeler, Query
+from instructgpt.tasks.labeler import CALIBRATION_SAMPLES, ORACLE, PROFILES, Labeler, Query
 from instructgpt.tasks.metrics import score
 from instructgpt.tokenizer.chat import stop_ids
 from instructgpt.tokenizer.train import load_tokenizer
@@ -109,8 +109,7 @@ def evaluate_model(spec: EvalModel, tasks: Sequence[TaskData], cfg: EvalConfig, 
                    baseline=None) -> tuple[dict[str, Any], list[Sample]]:
     """Greedy task scores and sampled win-rate responses of one model (KL to `baseline` if given)."""
     model, tokenizer = load_model(spec.path), load_tokenizer(spec.path)
-    kwargs = dict(pad_id=pad_id(tokenizer), stop_ids=stop_ids(tokenizer), max_new_tokens=cfg.max_new_tokens,
-                  batch_size=cfg.batch_size, stop_strings=TEXT_STOPS if spec.prompt_format == "text" else ())
+    kwargs = _decoding(spec, tokenizer, cfg)
     scored = first_examples(tasks, cfg.split, cfg.examples_per_task)
     prompts = [encode_for(spec, tokenizer, t, ex, cfg.split) for t, ex in scored]
     greedy = sample_many(model, tokenizer, prompts, **kwargs)
@@ -137,6 +136,23 @@ def evaluate_model(spec: EvalModel, tasks: Sequence[TaskData], cfg: EvalConfig, 
         "samples": shown_samples(judged, samples),
     }
     return result, samples
+
+
+def _decoding(spec: EvalModel, tokenizer, cfg: EvalConfig) -> dict[str, Any]:
+    return dict(pad_id=pad_id(tokenizer), stop_ids=stop_ids(tokenizer), max_new_tokens=cfg.max_new_tokens,
+                batch_size=cfg.batch_size, stop_strings=TEXT_STOPS if spec.prompt_format == "text" else ())
+
+
+def calibrated_judge(baseline, spec: EvalModel, judged: Sequence[tuple[TaskData, dict]], cfg: EvalConfig) -> Labeler:
+    """The `heldout` labeler, its noise set for `cfg.agreement` agreement with the oracle over
+    CALIBRATION_SAMPLES sampled responses of the baseline to each judged prompt: the same judge
+    whichever models are judged (tasks/labeler.py)."""
+    tokenizer = load_tokenizer(spec.path)
+    prompts = [encode_for(spec, tokenizer, t, ex, cfg.split) for t, ex in judged]
+    rows = sample_many(baseline, tokenizer, prompts, n=CALIBRATION_SAMPLES, temperature=cfg.temperature,
+                       seed=cfg.seed + 2, **_decoding(spec, tokenizer, cfg))
+    groups = [(_query(t, ex), [s.text for s in row]) for (t, ex), row in zip(judged, rows)]
+    return Labeler(PROFILES["heldout"]).calibrate(groups, cfg.agreement)
 
 
 def shown_samples(judged: Sequence[tuple[TaskData, dict]], samples: Sequence[Sample]) -> list[dict[str, str]]:
@@ -224,9 +240,7 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
     base_samples = samples[base_name]
     judged = first_examples(tasks, cfg.split, cfg.win_prompts_per_task)
     queries = [_query(t, ex) for t, ex in judged]
-    pairs = [(q, [a.text, b.text]) for name in names if name != base_name
-             for q, a, b in zip(queries, samples[name], base_samples)]
-    labeler = Labeler(PROFILES["heldout"]).calibrate(pairs, cfg.agreement) if pairs else Labeler(PROFILES["heldout"])
+    labeler = calibrated_judge(reference, base_spec, judged, cfg) if judged else Labeler(PROFILES["heldout"])
     for name in names:
         results[name]["baseline"] = base_name
         if not judged:  # win_prompts_per_task: 0
@@ -237,6 +251,7 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
         results[name] |= {"win_rate": mean(wins), "win_interval": bootstrap_interval(wins, cfg.bootstrap, cfg.seed),
                           "oracle_win_rate": mean(oracle)}
     summary = {"baseline": base_name, "models": names, "prompts": len(judged), "labeler_noise": labeler.noise,
+               "labeler_calibration": f"{CALIBRATION_SAMPLES} samples of {base_name} a prompt",
                "agreement": cfg.agreement, "temperature": cfg.temperature,
                "tasks": {t.name: {"cluster": t.cluster, "held_out": t.held_out, "metric": t.metric} for t in tasks},
                "rm_accuracy": rm_accuracy(cfg.reward_model, cfg.comparisons, cfg.batch_size)

@@ -15,7 +15,7 @@ from instructgpt.generation import sample_many
 from instructgpt.models.build import pad_id
 from instructgpt.models.reward import score_sequences
 from instructgpt.stages.sft_eval import score_tasks, summarize
-from instructgpt.tasks.labeler import ORACLE, PROFILES, Labeler, Query
+from instructgpt.tasks.labeler import CALIBRATION_SAMPLES, ORACLE, PROFILES, Labeler, Query
 from instructgpt.tokenizer.chat import stop_ids
 from instructgpt.utils.io import atomic_write_json
 from instructgpt.utils.logging import info
@@ -75,7 +75,7 @@ def compare_with_start(policy, start, rm, tokenizer, tasks: Sequence[TaskData], 
     """The policy against its start model on the same test prompts, answered the same way.
 
     Returns `reward` / `start_reward` (mean RM score), `win_rate` (the `heldout` labeler, noise
-    tuned to 0.75 agreement with the oracle on these pairs; ties ½), `oracle_win_rate` (noiseless),
+    set for 0.75 agreement with the oracle on the start model's samples; ties ½), `oracle_win_rate` (noiseless),
     and the greedy held-in task scores `task_score` / `start_task_score` (their difference is the
     alignment tax).
     """
@@ -88,7 +88,9 @@ def compare_with_start(policy, start, rm, tokenizer, tasks: Sequence[TaskData], 
     mine = [r[0] for r in sample_texts(policy, tokenizer, messages, 1, **kwargs)]
     theirs = [r[0] for r in sample_texts(start, tokenizer, messages, 1, **kwargs)]
     pairs = [(p.query, [a, b]) for p, a, b in zip(prompts, mine, theirs)]
-    labeler = Labeler(PROFILES["heldout"]).calibrate(pairs, 0.75)
+    # the judge's noise is set on other samples of the start model, not on the pairs it judges (tasks/labeler.py)
+    calibration = sample_texts(start, tokenizer, messages, CALIBRATION_SAMPLES, **(kwargs | {"seed": judge.seed + 1}))
+    labeler = Labeler(PROFILES["heldout"]).calibrate([(p.query, r) for p, r in zip(prompts, calibration)], 0.75)
     out = {} if rm is None else {"reward": _mean(reward_of(rm, tokenizer, messages, mine)),
                                  "start_reward": _mean(reward_of(rm, tokenizer, messages, theirs))}
     out |= {"win_rate": _mean([labeler.prefer(q, a, b) for q, (a, b) in pairs]),

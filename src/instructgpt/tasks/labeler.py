@@ -22,6 +22,11 @@ from instructgpt.tasks.metrics import normalize_answer, score
 _NUMBER = re.compile(r"^-?\d+(?:\.\d+)?$")
 _WORDS = re.compile(r"^Words: (.+)$", re.MULTILINE)
 CONTAINED = 0.75  # correctness credit of a response that holds the right answer among other words
+# A judge's noise is set once, on this many sampled responses of the baseline to each judged prompt
+# (as the comparisons stage sets a labeler's on the SFT model's samples), never on the pairs it
+# judges: set on those, a model far better than the baseline would meet a noisier judge, and a
+# model's win rate would move with whichever other models are judged beside it.
+CALIBRATION_SAMPLES = 4
 
 
 @dataclass(frozen=True)
