@@ -61,7 +61,7 @@ def test_report_has_the_figure_tables_curves_samples_and_stage_times(tmp_path):
     assert "![Win rate against sft](plots/win_rate.png)" in md and (run / "plots" / "win_rate.png").stat().st_size
     assert (run / "plots" / "training_curves.png").is_file()
     assert "| ppo | 0.700 [0.650, 0.750] |" in md
-    assert "agreement with the oracle 0.75 on 4 samples of sft a prompt" in md
+    assert "agreement with the oracle 0.75 on 4 samples of sft a prompt" in md and "1 a prompt" in md
     assert "| ppo-ptx |" in md and "| -0.010 |" in md  # alignment tax: held-in change against SFT
     assert "| world_facts (held out) |" in md and "| comparisons-heldout | 0.610 |" in md
     assert "<ppo-ptx says 5>" in md and "| total | | 10 |" in md and "Not every stage" not in md

@@ -342,10 +342,12 @@ class EvalConfig(StrictConfig):
     split: Literal["test", "val"] = "test"
     examples_per_task: int = Field(50, gt=0, description="greedy answers scored per task")
     win_prompts_per_task: int = Field(20, ge=0, description="prompts per task for win rates; 0 = none")
+    win_samples: int = Field(1, gt=0, description="sampled responses of each model to each judged prompt, each "
+                             "judged against the baseline's of the same index; a prompt's win is their mean")
     temperature: float = Field(1.0, ge=0, description="sampling temperature of win-rate responses (1 = KL is exact)")
     max_new_tokens: int = Field(32, gt=0)
     agreement: float = Field(0.75, gt=0.5, le=1.0, description="the held-out labeler's noise is set so it "
-                             "agrees this often with the oracle on the judged pairs")
+                             "agrees this often with the oracle on sampled responses of the baseline")
     bootstrap: int = Field(1000, gt=0, description="resamples of the prompts for 95% intervals")
     lm_shards: str | None = Field(None, description="a pretrain stage's shards/ folder: each model's NLL on its "
                                   "validation tokens (what RL costs on the pretraining distribution)")

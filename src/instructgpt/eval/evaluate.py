@@ -106,8 +106,9 @@ def _query(task: TaskData, example: dict) -> Query:
 
 
 def evaluate_model(spec: EvalModel, tasks: Sequence[TaskData], cfg: EvalConfig, seed: int,
-                   baseline=None) -> tuple[dict[str, Any], list[Sample]]:
-    """Greedy task scores and sampled win-rate responses of one model (KL to `baseline` if given)."""
+                   baseline=None) -> tuple[dict[str, Any], list[list[Sample]]]:
+    """Greedy task scores and sampled win-rate responses of one model, `cfg.win_samples` a prompt
+    (KL to `baseline` if given)."""
     model, tokenizer = load_model(spec.path), load_tokenizer(spec.path)
     kwargs = _decoding(spec, tokenizer, cfg)
     scored = first_examples(tasks, cfg.split, cfg.examples_per_task)
@@ -119,8 +120,8 @@ def evaluate_model(spec: EvalModel, tasks: Sequence[TaskData], cfg: EvalConfig, 
     scores = {name: mean(v) for name, v in per_task.items()}
     judged = first_examples(tasks, cfg.split, cfg.win_prompts_per_task)
     prompts = [encode_for(spec, tokenizer, t, ex, cfg.split) for t, ex in judged]
-    samples = [row[0] for row in sample_many(model, tokenizer, prompts, temperature=cfg.temperature, seed=seed,
-                                             **kwargs)]
+    rows = sample_many(model, tokenizer, prompts, n=cfg.win_samples, temperature=cfg.temperature, seed=seed, **kwargs)
+    samples = [s for row in rows for s in row]
     held = {t.name: t.held_out for t in tasks}
     result: dict[str, Any] = {
         "name": spec.name, "path": str(spec.path), "fingerprint": fingerprint(spec.path), "few_shot": spec.few_shot,
@@ -129,13 +130,21 @@ def evaluate_model(spec: EvalModel, tasks: Sequence[TaskData], cfg: EvalConfig, 
         "held_in_mean": mean([v for k, v in scores.items() if not held[k]]),
         "held_out_mean": mean([v for k, v in scores.items() if held[k]]),
         "response_tokens": mean([len(s.tokens) for s in samples]),
-        "kl": kl_to(baseline, model, prompts, samples)
+        "kl": kl_to(baseline, model, [p for p in prompts for _ in range(cfg.win_samples)], samples)
         if baseline is not None and not spec.few_shot and spec.prompt_format == "chat" else None,
         "pretrain_nll": pretrain_nll(model, cfg.lm_shards, cfg.lm_windows) if cfg.lm_shards and not spec.few_shot
         else None,
-        "samples": shown_samples(judged, samples),
+        "samples": shown_samples(judged, [row[0] for row in rows]),
     }
-    return result, samples
+    return result, rows
+
+
+def prompt_wins(judge: Labeler, queries: Sequence[Query], rows: Sequence[Sequence[Sample]],
+                base_rows: Sequence[Sequence[Sample]]) -> list[float]:
+    """Each prompt's win against the baseline: the mean of the judge's verdicts (1, ½ for a tie, 0)
+    on its k-th response against the baseline's k-th."""
+    return [mean([judge.prefer(q, a.text, b.text) for a, b in zip(mine, theirs)])
+            for q, mine, theirs in zip(queries, rows, base_rows)]
 
 
 def _decoding(spec: EvalModel, tokenizer, cfg: EvalConfig) -> dict[str, Any]:
@@ -246,13 +255,14 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
         if not judged:  # win_prompts_per_task: 0
             results[name] |= {"win_rate": None, "win_interval": None, "oracle_win_rate": None}
             continue
-        wins = [labeler.prefer(q, a.text, b.text) for q, a, b in zip(queries, samples[name], base_samples)]
-        oracle = [ORACLE.prefer(q, a.text, b.text) for q, a, b in zip(queries, samples[name], base_samples)]
+        wins = prompt_wins(labeler, queries, samples[name], base_samples)
+        oracle = prompt_wins(ORACLE, queries, samples[name], base_samples)
         results[name] |= {"win_rate": mean(wins), "win_interval": bootstrap_interval(wins, cfg.bootstrap, cfg.seed),
                           "oracle_win_rate": mean(oracle)}
     summary = {"baseline": base_name, "models": names, "prompts": len(judged), "labeler_noise": labeler.noise,
                "labeler_calibration": f"{CALIBRATION_SAMPLES} samples of {base_name} a prompt",
                "agreement": cfg.agreement, "temperature": cfg.temperature,
+               "win_samples": cfg.win_samples,
                "tasks": {t.name: {"cluster": t.cluster, "held_out": t.held_out, "metric": t.metric} for t in tasks},
                "rm_accuracy": rm_accuracy(cfg.reward_model, cfg.comparisons, cfg.batch_size)
                if cfg.reward_model and cfg.comparisons else {}}
