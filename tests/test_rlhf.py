@@ -143,6 +143,17 @@ def test_reward_and_dpo_steps_give_the_same_gradient_for_any_micro_batch_split(r
     assert torch.allclose(grads[0], grads[1], atol=1e-6)
 
 
+def test_ppo_ptx_trains_on_the_pretraining_training_documents_only(tmp_path, tokenizer, tokenizer_dir, corpus_file):
+    """PPO-ptx leaves out the documents pretraining held out for validation (the eval's LM NLL reads
+    them): its shard is pretraining's training shard. With 0.01, as before, it trained on half of them."""
+    from instructgpt.data.shards import build_shards
+    pre, _, _ = build_shards([str(corpus_file)], tokenizer, str(tokenizer_dir), tmp_path / "pre", 0.02, progress=False)
+    cfg = PPOConfig(model={"path": str(tokenizer_dir)}, ptx_coef=0.01, ptx_corpus=[str(corpus_file)],
+                    train={"progress": False})
+    ptx = ppo._ptx_shard(cfg, tokenizer, tmp_path / "ppo")
+    assert len(ptx) == len(pre) and (ptx.tokens[:] == pre.tokens[:]).all()
+
+
 def test_ema_decay_warms_up_so_a_short_run_follows_the_policy():
     from instructgpt.stages.ppo import ema_decay
     assert ema_decay(0.992, 1) == pytest.approx(2 / 11)

@@ -160,7 +160,8 @@ def _stages(cfg: RunConfig, run_dir: Path, rec: Recorder) -> None:
         out = run_dir / name
         rec.run(name, is_complete(out), lambda: ppo.run(cfg.ppo.model_copy(update={
             "out": str(out), "model": sft_model, "reward_model": str(rm_dir), "tasks_dir": str(tasks_dir),
-            "ptx_coef": ptx, "ptx_corpus": [str(corpus)] if ptx else []}), resume=True))
+            "ptx_coef": ptx, "ptx_corpus": [str(corpus)] if ptx else [],
+            "ptx_val_fraction": cfg.pretrain.val_fraction}), resume=True))
     dpo_dir = run_dir / "dpo"
     rec.run("dpo", is_complete(dpo_dir), lambda: dpo.run(cfg.dpo.model_copy(update={
         "out": str(dpo_dir), "model": sft_model, "data": [PreferenceData(path=str(ranked))],

@@ -290,6 +290,9 @@ class PPOConfig(StrictConfig):
     ptx_ratio: float = Field(1.0, gt=0, description="pretraining sequences per rollout response")
     ptx_corpus: list[str] = Field(default_factory=list, description="pretraining .txt/.jsonl files")
     ptx_seq_len: int = Field(128, gt=1)
+    ptx_val_fraction: float = Field(0.02, gt=0, lt=0.5, description="corpus documents PPO-ptx leaves out, as "
+                                    "pretraining left them out for validation (keep it pretrain.val_fraction: "
+                                    "the eval's LM NLL reads those)")
     judge: JudgeConfig = JudgeConfig()
     optim: OptimConfig = OptimConfig(lr=1e-5, warmup_steps=5, weight_decay=0.0)
     train: TrainConfig = TrainConfig(max_steps=100, batch_size=32, eval_every=0, save_every=25, log_every=5)

@@ -231,7 +231,7 @@ def _ptx_shard(cfg: PPOConfig, tokenizer, out: Path) -> TokenShard:
     if not cfg.ptx_corpus:
         raise UserError("ppo: ptx_coef > 0 needs ptx_corpus (the pretraining .txt / .jsonl files)")
     shard, _, _ = build_shards(cfg.ptx_corpus, tokenizer, cfg.tokenizer or cfg.model.path, out / "ptx_shards",
-                               val_fraction=0.01, progress=cfg.train.progress)
+                               val_fraction=cfg.ptx_val_fraction, progress=cfg.train.progress)
     return shard
 
 
