@@ -84,6 +84,31 @@ def test_held_out_tasks_are_never_trained_on(task_files, start_model, tmp_path):
     assert seen == {"parity", "echo"}
 
 
+def test_lm_windows_add_the_corpus_training_text_as_one_more_task(task_files, start_model, tmp_path, tokenizer,
+                                                                    corpus_file):
+    """`lm_windows`: a task 'corpus' whose examples are the first windows of the corpus's training
+    documents (every 50th document, pretraining's validation, left out), each token after a
+    window's first carrying loss; the mixture draws it like any task."""
+    from instructgpt.config import UserError
+    from instructgpt.data.sft import load_task_data
+    cfg = config(task_files, start_model, tmp_path / "sft", lm_windows=80, lm_window=64, lm_corpus=[str(corpus_file)])
+    encoded = {t.name: [([0] * 10, [True] * 10)] * len(t.splits["train"]) for t in load_task_data(cfg)
+               if not t.held_out}
+    windows = sft._corpus_examples(cfg, tokenizer, encoded, tmp_path / "sft")
+    paragraphs = corpus_file.read_text().split("\n\n")
+    train_text = [tokenizer.encode(p, add_special_tokens=False) + [tokenizer.eos_token_id]
+                  for i, p in enumerate(paragraphs) if i % 50 != 49]
+    flat = [t for ids in train_text for t in ids]
+    assert sum(map(len, train_text[:49])) < 80 * 64 <= len(flat)  # the windows reach past document 49 (validation)
+    assert [ids for ids, _ in windows] == [flat[i * 64:(i + 1) * 64] for i in range(80)]
+    assert all(all(mask) for _, mask in windows)
+    steps = sft.plan_steps({**encoded, sft.CORPUS_TASK: windows}, cfg.model_copy(update={"train": cfg.train.model_copy(
+        update={"max_steps": 20})}))
+    assert sft.CORPUS_TASK in {task for step in steps for micro in step for task, _ in micro}
+    with pytest.raises(UserError, match="lm_corpus names no corpus file"):
+        sft._corpus_examples(cfg.model_copy(update={"lm_corpus": []}), tokenizer, encoded, tmp_path / "sft")
+
+
 @pytest.mark.parametrize("reduction", ["task_balanced", "token_mean", "example_mean"])
 @pytest.mark.parametrize("packing", [True, False])
 def test_any_micro_batch_split_gives_the_same_gradient(tokenizer, reduction, packing):

@@ -143,7 +143,9 @@ def _stages(cfg: RunConfig, run_dir: Path, rec: Recorder) -> None:
     start = cfg.base_model or str(pre_dir)
     model = cfg.sft.model.model_copy(update={"path": start})
     rec.run("sft", is_complete(sft_dir), lambda: sft.run(cfg.sft.model_copy(update={
-        "out": str(sft_dir), "tasks_dir": str(tasks_dir), "model": model}), resume=True))
+        "out": str(sft_dir), "tasks_dir": str(tasks_dir), "model": model,
+        "lm_corpus": [str(corpus)] if cfg.sft.lm_windows else [], "lm_val_fraction": cfg.pretrain.val_fraction}),
+        resume=True))
 
     ranked = run_dir / "comparisons.jsonl"
     sft_model = cfg.sft.model.model_copy(update={"path": str(sft_dir)})

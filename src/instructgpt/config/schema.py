@@ -191,6 +191,15 @@ class SFTConfig(StrictConfig):
                         "longest example (per-example masks) instead of padding every row; same loss, fewer "
                         "positions. false = classic padding (for attention kernels without 4D masks)")
     system_prompt: str | None = Field(None, description="a system message before every prompt")
+    lm_windows: int = Field(0, ge=0, description="windows of `lm_window` tokens of the pretraining corpus "
+                            "(`lm_corpus`, its training documents) that join the mixture as one more task, "
+                            "'corpus', with loss on every token, so that SFT keeps the pretraining LM (which "
+                            "PPO-ptx then holds on to); 0 = off")
+    lm_window: int = Field(128, gt=1)
+    lm_corpus: list[str] = Field(default_factory=list, description="corpus files for lm_windows (instructgpt "
+                                 "run: the run's corpus)")
+    lm_val_fraction: float = Field(0.02, gt=0, lt=0.5, description="documents left out as pretraining left "
+                                   "them out for validation (keep it pretrain.val_fraction)")
     lora: LoraConfig = LoraConfig()
     eval: SFTEvalConfig = SFTEvalConfig()
     heads: HeadsConfig = HeadsConfig()

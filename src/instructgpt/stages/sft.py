@@ -14,6 +14,7 @@ from instructgpt.checkpoint import mark_complete, save_hf_folder
 from instructgpt.config import SFTConfig, UserError, dump_config, require
 from instructgpt.data.mixing import iter_mixture
 from instructgpt.data.packing import SFTBatch, pack_batch, pad_batch, plan_micro_batches, unpad_batch
+from instructgpt.data.shards import build_shards
 from instructgpt.data.sft import TaskData, first_examples, load_task_data, task_metadata, warn_cut_off
 from instructgpt.models.build import check_tokenizer, count_parameters, load_model, pad_id
 from instructgpt.models.parts import lm_parts
@@ -29,6 +30,9 @@ from instructgpt.utils.io import atomic_dir, atomic_write_json, require_writable
 from instructgpt.utils.logging import MetricsLogger, info
 
 Key = tuple[str, int]  # (task, index of its training example)
+
+
+CORPUS_TASK = "corpus"  # the lm_windows task's name
 
 
 def run(cfg: SFTConfig, resume: bool = False) -> Path:
@@ -58,6 +62,8 @@ def run(cfg: SFTConfig, resume: bool = False) -> Path:
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
 
     encoded = {t.name: encode_chats(tokenizer, [ex["messages"] for ex in t.splits["train"]]) for t in held_in}
+    if cfg.lm_windows:
+        encoded[CORPUS_TASK] = _corpus_examples(cfg, tokenizer, encoded, out)
     steps = plan_steps(encoded, cfg)
     task_ids = {name: i for i, name in enumerate(encoded)}
     pad = pad_id(tokenizer)
@@ -91,6 +97,24 @@ def run(cfg: SFTConfig, resume: bool = False) -> Path:
     info(score_table(tasks, final, baseline))
     mark_complete(out, step=result.step, **{k: v for k, v in report.items() if isinstance(v, float)})
     return out
+
+
+def _corpus_examples(cfg: SFTConfig, tokenizer, encoded: dict[str, list], out: Path
+                     ) -> list[tuple[list[int], list[bool]]]:
+    """The corpus task (`lm_windows`): the first windows of the corpus's training documents, tokenized
+    as pretraining tokenized them, every token but a window's first carrying loss."""
+    if not cfg.lm_corpus:
+        raise UserError("sft: lm_windows is set but lm_corpus names no corpus file; give lm_corpus=[FILE] "
+                        "or set lm_windows=0")
+    if CORPUS_TASK in encoded:
+        raise UserError(f"sft: a task is named '{CORPUS_TASK}', the name of the lm_windows task; rename it "
+                        "or set lm_windows=0")
+    with dist.main_first():  # rank 0 tokenizes; the others read its shards
+        shard, _, _ = build_shards(cfg.lm_corpus, tokenizer, cfg.tokenizer or cfg.model.path, out / "lm_shards",
+                                   cfg.lm_val_fraction, progress=cfg.train.progress)
+    windows = shard.sequential_windows(cfg.lm_windows, cfg.lm_window).tolist()
+    info(f"sft: task '{CORPUS_TASK}': {len(windows):,} windows of {cfg.lm_window} corpus tokens")
+    return [(ids, [True] * len(ids)) for ids in windows]
 
 
 def sft_step(model: torch.nn.Module, batch: SFTBatch) -> tuple[torch.Tensor, int]:
