@@ -142,6 +142,13 @@ def test_eval_errors_name_the_problem(tmp_path, model_dir, capsys):
     assert "error:" in err and "Traceback" not in err
 
 
+def test_a_prompted_model_keeps_the_name_it_is_given():
+    from instructgpt.cli import _model_spec
+    assert _model_spec("base=/x/pretrain", 3) == {"name": "base", "path": "/x/pretrain", "few_shot": 3}
+    assert _model_spec("/x/pretrain", 3)["name"] == "pretrain-prompted"
+    assert _model_spec("/x/sft")["name"] == "sft"
+
+
 def test_task_files_become_held_out_tasks_whose_every_example_is_a_test(task_files):
     tasks = {t.name: t for t in unseen_tasks([str(p) for p in task_files], seed=0)}
     assert len(tasks["shout"].splits["test"]) == 8 and tasks["shout"].held_out

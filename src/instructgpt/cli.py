@@ -55,11 +55,12 @@ def cmd_eval(ns: argparse.Namespace) -> None:
 
 
 def _model_spec(text: str, few_shot: int = 0) -> dict:
-    """`[NAME=]PATH` -> an eval model; the name defaults to the folder's name."""
+    """`[NAME=]PATH` -> an eval model; the name defaults to the folder's name (a prompted model's: the
+    folder's name and '-prompted')."""
     from pathlib import Path
-    name, _, path = text.rpartition("=") if "=" in text else ("", "", text)
-    name = name or Path(path).resolve().name
-    if few_shot:
+    given, _, path = text.rpartition("=") if "=" in text else ("", "", text)
+    name = given or Path(path).resolve().name
+    if few_shot and not given:
         name = f"{name}-prompted"
     return {"name": name, "path": path, "few_shot": few_shot}
 
