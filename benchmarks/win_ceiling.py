@@ -21,7 +21,8 @@ from pathlib import Path
 
 from instructgpt.config import EvalConfig, EvalModel, RunConfig, load_config
 from instructgpt.data.sft import first_examples
-from instructgpt.eval.evaluate import _decoding, _query, calibrated_judge, encode_for, load_suite
+from instructgpt.eval.evaluate import (calibrated_judge, decoding_args, encode_for, labeler_query, load_suite,
+                                       prompt_wins)
 from instructgpt.eval.stats import mean
 from instructgpt.generation import sample_many
 from instructgpt.models.build import load_model
@@ -56,13 +57,13 @@ def main() -> int:
     model, tokenizer = load_model(spec.path), load_tokenizer(spec.path)
     judged = first_examples(tasks, cfg.split, cfg.win_prompts_per_task)
     prompts = [encode_for(spec, tokenizer, t, ex, cfg.split) for t, ex in judged]
-    kwargs = _decoding(spec, tokenizer, cfg)
+    kwargs = decoding_args(spec, tokenizer, cfg)
     n = args.win_samples or cfg.win_samples
     base = [[s.text for s in row] for row in sample_many(model, tokenizer, prompts, n=n, temperature=cfg.temperature,
                                                         seed=cfg.seed, **kwargs)]
     greedy = [r[0].text for r in sample_many(model, tokenizer, prompts, **kwargs)]
     judge = calibrated_judge(model, spec, judged, cfg)
-    queries = [_query(t, ex) for t, ex in judged]
+    queries = [labeler_query(t, ex) for t, ex in judged]
     held_in = [not t.held_out for t, _ in judged]
     # each prompt's answers, one against each of the baseline's samples
     answers = {"answer key": [[min(ex["references"], key=len)] * n for _, ex in judged],
@@ -73,12 +74,8 @@ def main() -> int:
           f"{mean([without_filler(b) != b for row in base for b in row]):.3f} of answers, its greedy answers "
           f"{mean([without_filler(g) != g for g in greedy]):.3f}")
     print(f"{'answers':<20} {'win rate':>9} {'held-in prompts':>16} {'oracle':>7}")
-    def prompt_wins(labeler, texts):  # as eval's: each prompt's mean over its k-th answer against the k-th sample
-        return [mean([labeler.prefer(q, a, b) for a, b in zip(mine, theirs)])
-                for q, mine, theirs in zip(queries, texts, base)]
-
     for name, texts in answers.items():
-        wins, oracle = prompt_wins(judge, texts), prompt_wins(ORACLE, texts)
+        wins, oracle = prompt_wins(judge, queries, texts, base), prompt_wins(ORACLE, queries, texts, base)
         rows[name] = {"win_rate": mean(wins), "held_in_win_rate": mean([w for w, h in zip(wins, held_in) if h]),
                       "oracle_win_rate": mean(oracle)}
         print(f"{name:<20} {rows[name]['win_rate']:>9.3f} {rows[name]['held_in_win_rate']:>16.3f} "

@@ -87,11 +87,10 @@ def test_a_models_win_rate_does_not_depend_on_the_other_models_judged(tmp_path, 
 
 def test_a_prompts_win_is_the_mean_of_its_kth_response_against_the_baselines_kth():
     from instructgpt.eval.evaluate import prompt_wins
-    from instructgpt.generation import Sample
     from instructgpt.tasks.labeler import ORACLE, Query
     q = Query("Add 2 and 3.", ("5",), "numeric", "arithmetic")
-    rows = [[Sample("5", (), 0.0), Sample("7", (), 0.0)], [Sample("5", (), 0.0), Sample("5", (), 0.0)]]
-    base = [[Sample("5", (), 0.0), Sample("5", (), 0.0)], [Sample("Sure! 5", (), 0.0), Sample("9", (), 0.0)]]
+    rows = [["5", "7"], ["5", "5"]]
+    base = [["5", "5"], ["Sure! 5", "9"]]
     # prompt 1: a tie (½) and a wrong answer against a right one (0); prompt 2: terse and right, twice (1, 1)
     assert prompt_wins(ORACLE, [q, q], rows, base) == [0.25, 1.0]
 

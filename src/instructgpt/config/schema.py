@@ -14,6 +14,10 @@ Metric = Literal["exact_match", "exact_match_cased", "accuracy", "rouge_l", "f1"
 PRESETS = ("tiny", "small", "base")  # sizes live in models/presets.py; a test keeps them equal
 
 
+# every round(1 / VAL_FRACTION)-th corpus document is pretraining's validation text (the eval's LM NLL);
+# SFT's lm_windows and PPO-ptx leave the same documents out
+VAL_FRACTION = 0.02
+
 class OptimConfig(StrictConfig):
     lr: float = Field(1e-3, gt=0, description="peak learning rate after warmup")
     weight_decay: float = Field(0.1, ge=0, description="AdamW decay, applied to 2D+ tensors only")
@@ -103,7 +107,7 @@ class PretrainConfig(StrictConfig):
     corpus: list[str] = Field(default_factory=list, description=".txt or {text} .jsonl files")
     objective: Literal["clm", "mlm"] = "clm"
     mlm_probability: float = Field(0.15, gt=0, lt=1)
-    val_fraction: float = Field(0.02, gt=0, lt=0.5, description="documents held out for eval")
+    val_fraction: float = Field(VAL_FRACTION, gt=0, lt=0.5, description="documents held out for eval")
     model: ModelConfig = ModelConfig()
     optim: OptimConfig = OptimConfig()
     train: TrainConfig = TrainConfig()
@@ -198,7 +202,7 @@ class SFTConfig(StrictConfig):
     lm_window: int = Field(128, gt=1)
     lm_corpus: list[str] = Field(default_factory=list, description="corpus files for lm_windows (instructgpt "
                                  "run: the run's corpus)")
-    lm_val_fraction: float = Field(0.02, gt=0, lt=0.5, description="documents left out as pretraining left "
+    lm_val_fraction: float = Field(VAL_FRACTION, gt=0, lt=0.5, description="documents left out as pretraining left "
                                    "them out for validation (keep it pretrain.val_fraction)")
     lora: LoraConfig = LoraConfig()
     eval: SFTEvalConfig = SFTEvalConfig()
@@ -299,7 +303,7 @@ class PPOConfig(StrictConfig):
     ptx_ratio: float = Field(1.0, gt=0, description="pretraining sequences per rollout response")
     ptx_corpus: list[str] = Field(default_factory=list, description="pretraining .txt/.jsonl files")
     ptx_seq_len: int = Field(128, gt=1)
-    ptx_val_fraction: float = Field(0.02, gt=0, lt=0.5, description="corpus documents PPO-ptx leaves out, as "
+    ptx_val_fraction: float = Field(VAL_FRACTION, gt=0, lt=0.5, description="corpus documents PPO-ptx leaves out, as "
                                     "pretraining left them out for validation (keep it pretrain.val_fraction: "
                                     "the eval's LM NLL reads those)")
     judge: JudgeConfig = JudgeConfig()

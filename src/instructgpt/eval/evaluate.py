@@ -100,7 +100,7 @@ def encode_for(spec: EvalModel, tokenizer, task: TaskData, example: dict, split:
     return encode_prompt(tokenizer, prompt_messages(task, example, split, spec.few_shot))
 
 
-def _query(task: TaskData, example: dict) -> Query:
+def labeler_query(task: TaskData, example: dict) -> Query:
     return Query(example["messages"][-2]["content"], tuple(example["references"]), task.metric, task.kind,
                  task.labels)
 
@@ -110,7 +110,7 @@ def evaluate_model(spec: EvalModel, tasks: Sequence[TaskData], cfg: EvalConfig, 
     """Greedy task scores and sampled win-rate responses of one model, `cfg.win_samples` a prompt
     (KL to `baseline` if given)."""
     model, tokenizer = load_model(spec.path), load_tokenizer(spec.path)
-    kwargs = _decoding(spec, tokenizer, cfg)
+    kwargs = decoding_args(spec, tokenizer, cfg)
     scored = first_examples(tasks, cfg.split, cfg.examples_per_task)
     prompts = [encode_for(spec, tokenizer, t, ex, cfg.split) for t, ex in scored]
     greedy = sample_many(model, tokenizer, prompts, **kwargs)
@@ -139,15 +139,15 @@ def evaluate_model(spec: EvalModel, tasks: Sequence[TaskData], cfg: EvalConfig, 
     return result, rows
 
 
-def prompt_wins(judge: Labeler, queries: Sequence[Query], rows: Sequence[Sequence[Sample]],
-                base_rows: Sequence[Sequence[Sample]]) -> list[float]:
+def prompt_wins(judge: Labeler, queries: Sequence[Query], rows: Sequence[Sequence[str]],
+                base_rows: Sequence[Sequence[str]]) -> list[float]:
     """Each prompt's win against the baseline: the mean of the judge's verdicts (1, ½ for a tie, 0)
     on its k-th response against the baseline's k-th."""
-    return [mean([judge.prefer(q, a.text, b.text) for a, b in zip(mine, theirs)])
+    return [mean([judge.prefer(q, a, b) for a, b in zip(mine, theirs)])
             for q, mine, theirs in zip(queries, rows, base_rows)]
 
 
-def _decoding(spec: EvalModel, tokenizer, cfg: EvalConfig) -> dict[str, Any]:
+def decoding_args(spec: EvalModel, tokenizer, cfg: EvalConfig) -> dict[str, Any]:
     return dict(pad_id=pad_id(tokenizer), stop_ids=stop_ids(tokenizer), max_new_tokens=cfg.max_new_tokens,
                 batch_size=cfg.batch_size, stop_strings=TEXT_STOPS if spec.prompt_format == "text" else ())
 
@@ -159,8 +159,8 @@ def calibrated_judge(baseline, spec: EvalModel, judged: Sequence[tuple[TaskData,
     tokenizer = load_tokenizer(spec.path)
     prompts = [encode_for(spec, tokenizer, t, ex, cfg.split) for t, ex in judged]
     rows = sample_many(baseline, tokenizer, prompts, n=CALIBRATION_SAMPLES, temperature=cfg.temperature,
-                       seed=cfg.seed + 2, **_decoding(spec, tokenizer, cfg))
-    groups = [(_query(t, ex), [s.text for s in row]) for (t, ex), row in zip(judged, rows)]
+                       seed=cfg.seed + 2, **decoding_args(spec, tokenizer, cfg))
+    groups = [(labeler_query(t, ex), [s.text for s in row]) for (t, ex), row in zip(judged, rows)]
     return Labeler(PROFILES["heldout"]).calibrate(groups, cfg.agreement)
 
 
@@ -246,17 +246,18 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
         results[spec.name], samples[spec.name] = evaluate_model(spec, tasks, cfg, seed, reference)
         if reference is None:
             reference = load_model(base_spec.path)
-    base_samples = samples[base_name]
+    texts = {name: [[s.text for s in row] for row in rows] for name, rows in samples.items()}
+    base_texts = texts[base_name]
     judged = first_examples(tasks, cfg.split, cfg.win_prompts_per_task)
-    queries = [_query(t, ex) for t, ex in judged]
+    queries = [labeler_query(t, ex) for t, ex in judged]
     labeler = calibrated_judge(reference, base_spec, judged, cfg) if judged else Labeler(PROFILES["heldout"])
     for name in names:
         results[name]["baseline"] = base_name
         if not judged:  # win_prompts_per_task: 0
             results[name] |= {"win_rate": None, "win_interval": None, "oracle_win_rate": None}
             continue
-        wins = prompt_wins(labeler, queries, samples[name], base_samples)
-        oracle = prompt_wins(ORACLE, queries, samples[name], base_samples)
+        wins = prompt_wins(labeler, queries, texts[name], base_texts)
+        oracle = prompt_wins(ORACLE, queries, texts[name], base_texts)
         results[name] |= {"win_rate": mean(wins), "win_interval": bootstrap_interval(wins, cfg.bootstrap, cfg.seed),
                           "oracle_win_rate": mean(oracle)}
     summary = {"baseline": base_name, "models": names, "prompts": len(judged), "labeler_noise": labeler.noise,
