@@ -171,3 +171,18 @@ def test_attention_kernel_while_training_and_restored_after(tmp_path, setting, s
     logger.close()
     assert seen == [during, during]
     assert model.config._attn_implementation == "sdpa"
+
+
+def test_the_optimizer_uses_the_fused_adamw_kernel_where_it_applies():
+    from instructgpt.train.optim import build_optimizer
+    model = TinyLM()
+    optimizer = build_optimizer(model, OptimConfig(lr=1e-3))
+    assert optimizer.defaults["fused"] is True
+    before = [p.detach().clone() for p in model.parameters()]
+    model(torch.tensor([[1, 2, 3]])).sum().backward()
+    optimizer.step()  # the fused kernel runs on these CPU tensors
+    assert all(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    lone = torch.nn.Parameter(torch.zeros(2, device="meta"))
+    holder = torch.nn.Module()
+    holder.w = lone
+    assert not build_optimizer(holder, OptimConfig(lr=1e-3)).defaults["fused"]  # no kernel for 'meta'
