@@ -18,9 +18,9 @@ def build_optimizer(model: torch.nn.Module, cfg: OptimConfig) -> torch.optim.Opt
 
 def fusable(params: list[torch.nn.Parameter]) -> bool:
     """Whether PyTorch's fused AdamW kernel applies: floating-point tensors on a CPU or a CUDA GPU,
-    not FSDP2's sharded DTensors (they keep the default). It updates every tensor in one pass; the
-    default loops over them, which on a CPU takes 5x as long (8.1 against 1.7 ms a step for the
-    demo's 2M-parameter model, about 5% of an SFT step)."""
+    not FSDP2's sharded DTensors (they keep the default). It updates every tensor in one pass where
+    the default loops over them: for the demo's 2.1M-parameter model on a 2-core CPU, 2.4 against
+    6.9 ms a step inside a training loop (about 2% of a pretraining step)."""
     return bool(params) and all(p.is_floating_point() and p.device.type in ("cpu", "cuda")
                                 and not hasattr(p, "device_mesh") for p in params)
 
