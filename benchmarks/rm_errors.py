@@ -21,9 +21,11 @@ from pathlib import Path
 import torch
 
 from instructgpt.data.comparisons import Comparison, load_comparisons
+from instructgpt.data.packing import pad_batch
 from instructgpt.data.preference import encode_completion, encode_prompt
-from instructgpt.models.build import load_model
+from instructgpt.models.build import load_model, pad_id
 from instructgpt.models.reward import load_score_model
+from instructgpt.stages.dpo import sequence_logprobs
 from instructgpt.stages.judge import reward_of
 from instructgpt.tasks.labeler import Query, features
 from instructgpt.tasks.registry import builtin_tasks
@@ -39,19 +41,15 @@ def pair_kind(query: Query, better: str, worse: str) -> str:
 
 
 @torch.no_grad()
-def answer_logprobs(model, tokenizer, comparisons: list[Comparison], max_len: int = 256) -> list[float]:
-    """log π(response | prompt) of every completion, its end token left out (a longer answer costs more)."""
+def answer_logprobs(model, tokenizer, comparisons: list[Comparison], max_len: int = 256, batch_size: int = 64
+                    ) -> list[float]:
+    """log π(response + end token | prompt) of every completion, as DPO scores a completion."""
     model.eval()
-    out = []
-    for c in comparisons:
-        prompt = encode_prompt(tokenizer, c.prompt)
-        for text in c.completions:
-            ids, mask = encode_completion(tokenizer, prompt, text, max_len)
-            x = torch.tensor([ids])
-            logp = model(input_ids=x).logits[0, :-1].float().log_softmax(-1)
-            token_logp = logp.gather(1, x[0, 1:, None])[:, 0][torch.tensor(mask[1:])]
-            out.append(float(token_logp[:-1].sum()))
-    return out
+    encoded = [encode_completion(tokenizer, encode_prompt(tokenizer, c.prompt), text, max_len)
+               for c in comparisons for text in c.completions]
+    pad = pad_id(tokenizer)
+    return [float(v) for i in range(0, len(encoded), batch_size)
+            for v in sequence_logprobs(model, pad_batch(encoded[i:i + batch_size], pad))]
 
 
 def tally(comparisons: list[Comparison], scores: list[float]) -> dict[str, dict[str, list[int]]]:
