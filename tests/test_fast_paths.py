@@ -241,3 +241,26 @@ def test_compile_reaches_the_bodies_the_losses_call():
     pair = torch.nn.ModuleDict({"policy": policy, "value": critic})
     assert compile_decoders(pair) == 2
     assert lm_parts(policy)[0]._compiled_call_impl is not None and critic.model._compiled_call_impl is not None
+
+
+def test_compile_is_skipped_with_a_reason_where_inductor_has_no_cpp_compiler(tmp_path, monkeypatch, capsys):
+    """A CPU without a working C++ compiler trains uncompiled and says why (inductor would fail at the first step)."""
+    import torch._inductor.config as inductor
+    from instructgpt.config import OptimConfig, TrainConfig
+    from instructgpt.data.lm import LMBatch
+    from instructgpt.objectives import causal_lm_loss
+    from instructgpt.train import fit
+    from instructgpt.train.compile import compile_blocker
+    from instructgpt.utils.logging import MetricsLogger
+    monkeypatch.setattr(inductor.cpp, "cxx", (None, str(tmp_path / "no-such-g++")))
+    assert "no working C++ compiler" in compile_blocker(torch.device("cpu"))
+    model = _llama(60)
+    ids = torch.randint(1, 60, (2, 8), generator=torch.Generator().manual_seed(0))
+    step_fn = lambda m, b: (causal_lm_loss(m(input_ids=b.input_ids).logits, b.labels)[0], b.input_ids.numel())  # noqa: E731
+    cfg = TrainConfig(max_steps=2, batch_size=2, device="cpu", progress=False, save_every=0, compile=True)
+    logger = MetricsLogger(tmp_path / "m.jsonl")
+    result = fit(model, step_fn, lambda step: [LMBatch(ids, ids.clone())], cfg, OptimConfig(lr=0.01, warmup_steps=0),
+                 tmp_path / "run", logger)
+    logger.close()
+    assert result.step == 2 and model.model._compiled_call_impl is None
+    assert "train.compile skipped: no working C++ compiler" in capsys.readouterr().err

@@ -7,7 +7,7 @@ TINY = ["name=t", "tasks.n_train=20", "tasks.n_val=5", "tasks.n_test=5", "tasks.
         "tokenizer.vocab_size=600", "pretrain.train.max_steps=6", "pretrain.train.batch_size=4",
         "pretrain.train.seq_len=32", "pretrain.train.eval_every=3", "pretrain.train.save_every=3",
         "pretrain.train.progress=false", "sft.train.max_steps=4", "sft.train.batch_size=4",
-        "sft.train.seq_len=128", "sft.train.eval_every=0", "sft.train.progress=false",
+        "sft.train.seq_len=128", "sft.train.compile=false", "sft.train.eval_every=0", "sft.train.progress=false",
         "sft.eval.samples_per_task=1", "sft.eval.max_new_tokens=4",
         "tasks.n_rl=6", "comparisons.prompts_per_task=3", "comparisons.heldout_prompts_per_task=2",
         "comparisons.max_new_tokens=4", "comparisons.temperature=2.0", "reward.train.max_steps=2",

@@ -87,8 +87,11 @@ def fit(model: torch.nn.Module, step_fn: StepFn, batches_for_step: Callable[[int
     model.to(device)
     restore_attention = use_attention(model, resolve_attention(train.attention, device, train.seq_len))
     if train.compile:
-        from instructgpt.train.compile import compile_decoders
-        info(f"{desc}: torch.compile of {compile_decoders(model)} transformer body(ies); the first step compiles")
+        from instructgpt.train.compile import compile_blocker, compile_decoders
+        if (blocker := compile_blocker(device)) is not None:
+            info(f"{desc}: train.compile skipped: {blocker}; training runs uncompiled")
+        else:
+            info(f"{desc}: torch.compile of {compile_decoders(model)} transformer body(ies); the first step compiles")
     parallel = Parallel(model, step_fn, train.distributed, device)
     if parallel.strategy != "none":
         info(f"{desc}: {parallel.strategy} over {parallel.world} processes, "
