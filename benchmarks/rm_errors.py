@@ -1,12 +1,14 @@
 """Where does the reward model disagree with the oracle? Its accuracy on the oracle's comparisons
 of a run (`comparisons-oracle.jsonl`), by the feature that separates each untied pair and by
 task, next to a ranking that needs no training: the SFT model's log-likelihood of each response.
+With `--policies dpo ppo`, also each trained policy's log-likelihood and its implicit reward
+log π(y|x) − log π_SFT(y|x) (the reward DPO fits).
 
 A pair's kind is the first of the labeler's features (tasks/labeler.py) on which its two
 responses differ: `correct` (one is right, or more nearly right, under the task's metric), then
 `form`, `chatter`, `length`.
 
-    python benchmarks/rm_errors.py [--run runs/demo] [--rm runs/demo/rm] [--label NAME]
+    python benchmarks/rm_errors.py [--run runs/demo] [--rm runs/demo/rm] [--label NAME] [--policies dpo ppo]
 
 Needs a finished run folder (`make demo` makes runs/demo). Prints both tables and adds the run's
 row to benchmarks/results/rm_errors.json.
@@ -80,6 +82,8 @@ def main() -> int:
     ap.add_argument("--run", default="runs/demo", help="a finished run folder")
     ap.add_argument("--rm", default=None, help="a reward model folder (default: the run's rm/)")
     ap.add_argument("--label", default=None, help="the row's name in the results file (default: the run's name)")
+    ap.add_argument("--policies", nargs="*", default=[], help="policy folders of the run (dpo, ppo, ...) to rank "
+                    "by their log-likelihood and implicit reward too")
     ap.add_argument("--out", default="benchmarks/results/rm_errors.json")
     args = ap.parse_args()
     run = Path(args.run)
@@ -91,11 +95,16 @@ def main() -> int:
     sft = load_model(str(run / "sft"))
     logprobs = answer_logprobs(sft, load_tokenizer(str(run / "sft")), comparisons)
     rm_by, lm_by = tally(comparisons, rewards), tally(comparisons, logprobs)
-    print(f"{'pairs that differ in':<22} {'pairs':>6} {'RM':>6} {'SFT log-lik.':>13}")
+    columns = {"RM": rm_by["kind"], "SFT log-lik.": lm_by["kind"]}
+    for name in args.policies:
+        policy = answer_logprobs(load_model(str(run / name)), load_tokenizer(str(run / name)), comparisons)
+        columns[f"{name} log-lik."] = tally(comparisons, policy)["kind"]
+        columns[f"{name} implicit"] = tally(comparisons, [a - b for a, b in zip(policy, logprobs)])["kind"]
+    print(f"{'pairs that differ in':<22} {'pairs':>6}" + "".join(f" {c:>{max(6, len(c))}}" for c in columns))
     for kind in (*KINDS, "all"):
         if kind in rm_by["kind"]:
-            (r, n), (lr, _) = rm_by["kind"][kind], lm_by["kind"][kind]
-            print(f"{kind:<22} {n:>6} {r / n:>6.3f} {lr / n:>13.3f}")
+            n = rm_by["kind"][kind][1]
+            print(f"{kind:<22} {n:>6}" + "".join(f" {by[kind][0] / n:>{max(6, len(c))}.3f}" for c, by in columns.items()))
     print(f"\n{'task':<28} {'pairs':>6} {'RM':>6}")
     for task, (r, n) in sorted(rm_by["task"].items(), key=lambda kv: kv[1][0] / kv[1][1]):
         print(f"{task:<28} {n:>6} {r / n:>6.3f}")
@@ -103,6 +112,9 @@ def main() -> int:
     results = json.loads(out.read_text()) if out.is_file() else {}
     results[args.label or run.name] = {"rm": str(rm_path), "rm_by_kind": rates(rm_by["kind"]),
                                        "sft_loglik_by_kind": rates(lm_by["kind"]), "rm_by_task": rates(rm_by["task"])}
+    for name in args.policies:
+        results[args.label or run.name] |= {f"{name}_loglik_by_kind": rates(columns[f"{name} log-lik."]),
+                                            f"{name}_implicit_by_kind": rates(columns[f"{name} implicit"])}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=1) + "\n")
     print(f"\nwritten: {out}")
