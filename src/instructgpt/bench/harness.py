@@ -190,7 +190,7 @@ def table(rows: list[Row], peak: dict[str, float]) -> str:
         mem = f"{r.ours_peak_mb:,.0f} / " + (f"{r.trl_peak_mb:,.0f}" if r.trl_peak_mb is not None else "–")
         lines.append(f"| {r.work} | {r.size} | {r.precision} | {r.unit} | {fmt(r.ours)} | {trl} | {ratio} | {goal} | "
                      f"{mem} | {_mfu(r.ours_mfu, r.precision)} / {_mfu(r.trl_mfu, r.precision)} |")
-    notes = [f"- {r.work} ({r.size}): {r.notes}" for r in rows if r.notes]
+    notes = list(dict.fromkeys(f"- {r.work} ({r.size}): {r.notes}" for r in rows if r.notes))  # one per size, not per precision
     return "\n".join(lines + ([""] + notes if notes else []))
 
 
