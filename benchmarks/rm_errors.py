@@ -54,22 +54,27 @@ def answer_logprobs(model, tokenizer, comparisons: list[Comparison], max_len: in
             for v in sequence_logprobs(model, pad_batch(encoded[i:i + batch_size], pad))]
 
 
-def tally(comparisons: list[Comparison], scores: list[float]) -> dict[str, dict[str, list[int]]]:
-    """[right, total] of untied pairs by kind (and `all`) and by task."""
+def labeled_pairs(comparisons: list[Comparison]) -> list[tuple[int, int, str, str]]:
+    """(better, worse, kind, task) of every untied pair, as indices into the flat list of completions."""
     tasks = builtin_tasks()
-    by = {"kind": defaultdict(lambda: [0, 0]), "task": defaultdict(lambda: [0, 0])}
-    first = 0
+    out, first = [], 0
     for c in comparisons:
         spec = tasks[c.task]
         query = Query(c.prompt[-1]["content"], (c.reference,), spec.metric, spec.kind, spec.labels)
-        for w, l in c.pairs():
-            right = int(scores[first + w] > scores[first + l])
-            for key in (pair_kind(query, c.completions[w], c.completions[l]), "all"):
-                by["kind"][key][0] += right
-                by["kind"][key][1] += 1
-            by["task"][c.task][0] += right
-            by["task"][c.task][1] += 1
+        out += [(first + w, first + l, pair_kind(query, c.completions[w], c.completions[l]), c.task)
+                for w, l in c.pairs()]
         first += len(c.completions)
+    return out
+
+
+def tally(pairs: list[tuple[int, int, str, str]], scores: list[float]) -> dict[str, dict[str, list[int]]]:
+    """[right, total] of the pairs `scores` orders right, by kind (and `all`) and by task."""
+    by = {"kind": defaultdict(lambda: [0, 0]), "task": defaultdict(lambda: [0, 0])}
+    for better, worse, kind, task in pairs:
+        right = int(scores[better] > scores[worse])
+        for group, key in (("kind", kind), ("kind", "all"), ("task", task)):
+            by[group][key][0] += right
+            by[group][key][1] += 1
     return by
 
 
@@ -94,12 +99,13 @@ def main() -> int:
                         [text for c in comparisons for text in c.completions], max_len=256)
     sft = load_model(str(run / "sft"))
     logprobs = answer_logprobs(sft, load_tokenizer(str(run / "sft")), comparisons)
-    rm_by, lm_by = tally(comparisons, rewards), tally(comparisons, logprobs)
+    pairs = labeled_pairs(comparisons)
+    rm_by, lm_by = tally(pairs, rewards), tally(pairs, logprobs)
     columns = {"RM": rm_by["kind"], "SFT log-lik.": lm_by["kind"]}
     for name in args.policies:
         policy = answer_logprobs(load_model(str(run / name)), load_tokenizer(str(run / name)), comparisons)
-        columns[f"{name} log-lik."] = tally(comparisons, policy)["kind"]
-        columns[f"{name} implicit"] = tally(comparisons, [a - b for a, b in zip(policy, logprobs)])["kind"]
+        columns[f"{name} log-lik."] = tally(pairs, policy)["kind"]
+        columns[f"{name} implicit"] = tally(pairs, [a - b for a, b in zip(policy, logprobs)])["kind"]
     print(f"{'pairs that differ in':<22} {'pairs':>6}" + "".join(f" {c:>{max(6, len(c))}}" for c in columns))
     for kind in (*KINDS, "all"):
         if kind in rm_by["kind"]:

@@ -20,12 +20,7 @@ def compile_blocker(device: torch.device) -> str | None:
 def compile_decoders(model: torch.nn.Module) -> int:
     """`torch.compile` (dynamic shapes) every transformer body inside `model`, in place: the losses
     call the body directly (lm_parts), so compiling the top module would not reach it. Returns how
-    many were compiled. A graph that fails to compile runs eagerly (dynamo's `suppress_errors`):
-    compiling is only ever a speed-up. Measured on the demo's SFT (tiny preset, 8 packed rows of 256,
-    bf16 autocast, 2-core AMD EPYC): 18.9k against 13.1-14.6k tokens/s after ~47 s of compiling
-    with an empty cache (~15 s with a warm one); pretraining: 13.2k against 11.1k after ~60 s."""
-    import torch._dynamo
-    torch._dynamo.config.suppress_errors = True
+    many were compiled. What it gains and costs on the demo: the README's Speed section."""
     bodies = []
     for module in model.modules():
         base = module.get_base_model() if hasattr(module, "get_base_model") else module
