@@ -231,7 +231,8 @@ def test_unpadded_decoder_states_and_gradients_equal_the_padded_batch():
 
 
 def test_compile_reaches_the_bodies_the_losses_call():
-    """train.compile compiles what lm_parts hands the losses (the policy's body, a score model's body)."""
+    """train.compile compiles what lm_parts hands the losses (the policy's body, a score model's body):
+    block by block where a body repeats its layers, whole where it has one."""
     from instructgpt.models.parts import lm_parts
     from instructgpt.train.compile import compile_decoders
     from transformers import LlamaConfig, LlamaForSequenceClassification
@@ -240,7 +241,41 @@ def test_compile_reaches_the_bodies_the_losses_call():
                                                         num_hidden_layers=1, num_attention_heads=4, pad_token_id=0))
     pair = torch.nn.ModuleDict({"policy": policy, "value": critic})
     assert compile_decoders(pair) == 2
-    assert lm_parts(policy)[0]._compiled_call_impl is not None and critic.model._compiled_call_impl is not None
+    body = lm_parts(policy)[0]
+    assert len(body.layers) == 2 and all(layer._compiled_call_impl is not None for layer in body.layers)
+    assert body._compiled_call_impl is None                              # regional: not the body around them
+    assert critic.model._compiled_call_impl is not None                  # one layer: the body whole
+
+
+def test_training_forwards_build_no_kv_cache(monkeypatch, tokenizer):
+    """The losses run the decoder with use_cache=False: a KV cache is work a training step throws
+    away, and its per-layer state would make every compiled layer compile again."""
+    import transformers.cache_utils as cache_utils
+    from instructgpt.data.lm import LMBatch
+    from instructgpt.models.parts import action_logprobs
+    from instructgpt.models.reward import token_scores
+    from instructgpt.stages.pretrain import _clm_step
+    from transformers import LlamaConfig, LlamaForSequenceClassification
+
+    def no_cache(*args, **kwargs):
+        raise AssertionError("a training forward built a KV cache")
+    monkeypatch.setattr(cache_utils.DynamicCache, "__init__", no_cache)
+    policy = _llama(len(tokenizer))
+    critic = LlamaForSequenceClassification(LlamaConfig(vocab_size=60, hidden_size=32, intermediate_size=64,
+                                                        num_hidden_layers=2, num_attention_heads=4, pad_token_id=0, num_labels=1))
+    ids = torch.randint(1, 60, (3, 9), generator=torch.Generator().manual_seed(0))
+    mask = torch.ones_like(ids)
+    mask[0, :4] = 0                                                      # left padding: the unpadded path
+    loss, _ = _clm_step(policy, LMBatch(ids, ids.clone()))
+    logp, _ = action_logprobs(policy, ids, mask, 3)
+    values = token_scores(critic, ids, mask)
+    packed = token_scores(critic, ids, mask, position_ids=(mask.cumsum(1) - 1).clamp(min=0))
+    assert loss.isfinite() and logp.shape == (3, 3) and values.shape == packed.shape == (3, 9)
+    examples = [encode_chat(tokenizer, [{"role": "user", "content": f"question {i}"},
+                                        {"role": "assistant", "content": "answer " * (1 + i)}]) for i in range(3)]
+    cfg = SFTConfig(packing=True, train={"batch_size": 2, "seq_len": 64})
+    [batch] = sft.build_step([[("a", i) for i in range(3)]], {"a": examples}, {"a": 0}, cfg, tokenizer.pad_token_id)
+    assert sft.sft_step(policy, batch)[0].isfinite()
 
 
 def test_compile_is_skipped_with_a_reason_where_inductor_has_no_cpp_compiler(tmp_path, monkeypatch, capsys):

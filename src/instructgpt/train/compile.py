@@ -1,4 +1,4 @@
-"""`train.compile`: torch.compile of the transformer bodies a stage's losses call."""
+"""`train.compile`: torch.compile of the transformer bodies a stage's losses call, block by block."""
 from __future__ import annotations
 
 import torch
@@ -18,9 +18,12 @@ def compile_blocker(device: torch.device) -> str | None:
 
 
 def compile_decoders(model: torch.nn.Module) -> int:
-    """`torch.compile` (dynamic shapes) every transformer body inside `model`, in place: the losses
-    call the body directly (lm_parts), so compiling the top module would not reach it. Returns how
-    many were compiled. What it gains and costs on the demo: the README's Speed section."""
+    """`torch.compile` (dynamic shapes), in place, the transformer bodies inside `model` that the
+    losses call directly (lm_parts; compiling the top module would not reach them). Regional
+    compilation: a body's repeated blocks (its decoder layers) are compiled one by one, and since
+    they share one forward, the graph is compiled once and reused by every layer; a body without
+    repeated blocks is compiled whole. Returns how many bodies. What it gains and costs on the
+    demo: the README's Speed section."""
     bodies = []
     for module in model.modules():
         base = module.get_base_model() if hasattr(module, "get_base_model") else module
@@ -28,5 +31,13 @@ def compile_decoders(model: torch.nn.Module) -> int:
         if isinstance(body, torch.nn.Module) and body is not base and body not in bodies:
             bodies.append(body)
     for body in bodies:
-        body.compile(dynamic=True)
+        for block in repeated_blocks(body) or [body]:
+            block.compile(dynamic=True)
     return len(bodies)
+
+
+def repeated_blocks(body: torch.nn.Module) -> list[torch.nn.Module]:
+    """The longest list of same-class submodules in `body` (a decoder's layers), or [] if none has two."""
+    lists = [m for m in body.modules() if isinstance(m, torch.nn.ModuleList) and len(m) > 1
+             and len({type(block) for block in m}) == 1]
+    return list(max(lists, key=len)) if lists else []
