@@ -91,7 +91,8 @@ def fit(model: torch.nn.Module, step_fn: StepFn, batches_for_step: Callable[[int
         if (blocker := compile_blocker(device)) is not None:
             info(f"{desc}: train.compile skipped: {blocker}; training runs uncompiled")
         else:
-            info(f"{desc}: torch.compile of {compile_decoders(model)} transformer body(ies); the first step compiles")
+            info(f"{desc}: torch.compile of {compile_decoders(model)} transformer body(ies), layer by layer; "
+                 "the first step compiles")
     parallel = Parallel(model, step_fn, train.distributed, device)
     if parallel.strategy != "none":
         info(f"{desc}: {parallel.strategy} over {parallel.world} processes, "
