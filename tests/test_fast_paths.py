@@ -19,6 +19,14 @@ def _llama(vocab: int, seed: int = 0):
                                         num_attention_heads=4, num_key_value_heads=2, pad_token_id=0))
 
 
+def _critic(layers: int):
+    """A value/score model: a llama body with a one-number head."""
+    from transformers import LlamaConfig, LlamaForSequenceClassification
+    return LlamaForSequenceClassification(LlamaConfig(vocab_size=60, hidden_size=32, intermediate_size=64,
+                                                      num_hidden_layers=layers, num_attention_heads=4,
+                                                      pad_token_id=0, num_labels=1))
+
+
 def _grads(model) -> torch.Tensor:
     return torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
 
@@ -235,10 +243,8 @@ def test_compile_reaches_the_bodies_the_losses_call():
     block by block where a body repeats its layers, whole where it has one."""
     from instructgpt.models.parts import lm_parts
     from instructgpt.train.compile import compile_decoders
-    from transformers import LlamaConfig, LlamaForSequenceClassification
     policy = _llama(60)
-    critic = LlamaForSequenceClassification(LlamaConfig(vocab_size=60, hidden_size=32, intermediate_size=64,
-                                                        num_hidden_layers=1, num_attention_heads=4, pad_token_id=0))
+    critic = _critic(layers=1)
     pair = torch.nn.ModuleDict({"policy": policy, "value": critic})
     assert compile_decoders(pair) == 2
     body = lm_parts(policy)[0]
@@ -247,35 +253,48 @@ def test_compile_reaches_the_bodies_the_losses_call():
     assert critic.model._compiled_call_impl is not None                  # one layer: the body whole
 
 
-def test_training_forwards_build_no_kv_cache(monkeypatch, tokenizer):
-    """The losses run the decoder with use_cache=False: a KV cache is work a training step throws
-    away, and its per-layer state would make every compiled layer compile again."""
+def test_training_forwards_build_no_kv_cache(monkeypatch, tokenizer, tmp_path):
+    """fit runs every model it trains with use_cache off (a policy and a value model together), so
+    the losses build no KV cache: work a training step throws away, whose per-layer state would make
+    every compiled layer compile again. It turns use_cache back on for the saved model."""
     import transformers.cache_utils as cache_utils
+    from instructgpt.config import OptimConfig, TrainConfig
     from instructgpt.data.lm import LMBatch
     from instructgpt.models.parts import action_logprobs
     from instructgpt.models.reward import token_scores
     from instructgpt.stages.pretrain import _clm_step
-    from transformers import LlamaConfig, LlamaForSequenceClassification
+    from instructgpt.train import fit
+    from instructgpt.utils.logging import MetricsLogger
 
     def no_cache(*args, **kwargs):
         raise AssertionError("a training forward built a KV cache")
     monkeypatch.setattr(cache_utils.DynamicCache, "__init__", no_cache)
-    policy = _llama(len(tokenizer))
-    critic = LlamaForSequenceClassification(LlamaConfig(vocab_size=60, hidden_size=32, intermediate_size=64,
-                                                        num_hidden_layers=2, num_attention_heads=4, pad_token_id=0, num_labels=1))
+    policy, critic = _llama(len(tokenizer)), _critic(layers=2)
     ids = torch.randint(1, 60, (3, 9), generator=torch.Generator().manual_seed(0))
     mask = torch.ones_like(ids)
     mask[0, :4] = 0                                                      # left padding: the unpadded path
-    loss, _ = _clm_step(policy, LMBatch(ids, ids.clone()))
-    logp, _ = action_logprobs(policy, ids, mask, 3)
-    values = token_scores(critic, ids, mask)
-    packed = token_scores(critic, ids, mask, position_ids=(mask.cumsum(1) - 1).clamp(min=0))
-    assert loss.isfinite() and logp.shape == (3, 3) and values.shape == packed.shape == (3, 9)
     examples = [encode_chat(tokenizer, [{"role": "user", "content": f"question {i}"},
                                         {"role": "assistant", "content": "answer " * (1 + i)}]) for i in range(3)]
     cfg = SFTConfig(packing=True, train={"batch_size": 2, "seq_len": 64})
     [batch] = sft.build_step([[("a", i) for i in range(3)]], {"a": examples}, {"a": 0}, cfg, tokenizer.pad_token_id)
-    assert sft.sft_step(policy, batch)[0].isfinite()
+    seen = {}
+
+    def step_fn(pair, _):
+        seen["loss"], _ = _clm_step(pair["policy"], LMBatch(ids, ids.clone()))
+        seen["logp"], _ = action_logprobs(pair["policy"], ids, mask, 3)
+        seen["values"] = token_scores(pair["value"], ids, mask)
+        seen["packed"] = token_scores(pair["value"], ids, mask, position_ids=(mask.cumsum(1) - 1).clamp(min=0))
+        seen["sft"] = sft.sft_step(pair["policy"], batch)[0]
+        return seen["loss"] + seen["sft"] + seen["values"].mean(), ids.numel()
+    train = TrainConfig(max_steps=1, batch_size=3, device="cpu", progress=False, save_every=0)
+    logger = MetricsLogger(tmp_path / "m.jsonl")
+    fit(torch.nn.ModuleDict({"policy": policy, "value": critic}), step_fn, lambda step: [LMBatch(ids, ids.clone())], train,
+        OptimConfig(lr=0.01, warmup_steps=0), tmp_path / "run", logger)
+    logger.close()
+    loss, logp, values, packed = seen["loss"], seen["logp"], seen["values"], seen["packed"]
+    assert loss.isfinite() and logp.shape == (3, 3) and values.shape == packed.shape == (3, 9)
+    assert seen["sft"].isfinite()
+    assert policy.config.use_cache and critic.config.use_cache          # on again after training
 
 
 def test_compile_is_skipped_with_a_reason_where_inductor_has_no_cpp_compiler(tmp_path, monkeypatch, capsys):

@@ -54,9 +54,9 @@ class TrainConfig(StrictConfig):
     attention: Literal["auto", "sdpa", "eager"] = Field(
         "auto", description="attention kernel of a Hugging Face model while training: auto = eager on a CPU "
         "up to 256 tokens a sequence (faster there, train/attention.py), else the model's own (SDPA)")
-    compile: bool = Field(False, description="torch.compile the transformer bodies (dynamic shapes): up to a "
-                          "minute to compile, then 20-45% faster steps on a CPU; pays on long runs. Skipped, with "
-                          "a message, on a CPU without a C++ compiler")
+    compile: bool = Field(False, description="torch.compile the transformer bodies layer by layer (dynamic "
+                          "shapes): 20-40 s to compile on a CPU, then faster steps (the demo's SFT 29-44%, its "
+                          "pretraining 6%); pays on long runs. Skipped, with a message, on a CPU without a C++ compiler")
     seed: int = 0
     eval_every: int = Field(100, ge=0, description="steps between evaluations; 0 = only at the end")
     eval_batches: int = Field(8, gt=0, description="micro-batches per evaluation")

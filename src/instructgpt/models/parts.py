@@ -30,12 +30,12 @@ def decoder_hidden(decoder: torch.nn.Module, input_ids: torch.Tensor, attention_
         if layout is not None:
             ids, positions, mask, src, dst = (t.to(input_ids.device) for t in _pack(input_ids, attention_mask, *layout))
             hidden = decoder(input_ids=ids, attention_mask=mask.to(_float_dtype(decoder)),
-                             position_ids=positions, use_cache=False).last_hidden_state    # (R, W, H)
+                             position_ids=positions).last_hidden_state                     # (R, W, H)
             B, T = input_ids.shape
             flat = hidden.reshape(-1, hidden.size(-1)).index_select(0, dst)
             return flat.new_zeros(B * T, flat.size(-1)).index_copy(0, src, flat).view(B, T, -1)
     return decoder(input_ids=input_ids, attention_mask=attention_mask,
-                   position_ids=position_ids(attention_mask), use_cache=False).last_hidden_state
+                   position_ids=position_ids(attention_mask)).last_hidden_state
 
 
 def _float_dtype(module: torch.nn.Module) -> torch.dtype:

@@ -55,7 +55,7 @@ def token_scores(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask
         hidden = decoder_hidden(decoder, input_ids, attention_mask)                  # (N, T, H)
     else:
         hidden = decoder(input_ids=input_ids, attention_mask=attention_mask,
-                         position_ids=position_ids, use_cache=False).last_hidden_state  # (N, T, H)
+                         position_ids=position_ids).last_hidden_state               # (N, T, H)
     return base.score(hidden).squeeze(-1).float() + float(getattr(base.config, "reward_bias", 0.0))
 
 

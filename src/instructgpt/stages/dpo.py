@@ -142,7 +142,7 @@ def sequence_logprobs(model: torch.nn.Module, batch: SFTBatch | TreeBatch) -> to
     if isinstance(batch, TreeBatch):
         decoder, head = lm_parts(model)
         hidden = decoder(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                         position_ids=batch.position_ids, use_cache=False).last_hidden_state  # (B, T, H)
+                         position_ids=batch.position_ids).last_hidden_state            # (B, T, H)
         logits = head(hidden.reshape(-1, hidden.size(-1))[batch.predictor])           # (K, V)
         return -example_losses_at(logits, batch.targets, batch.owners, batch.num_examples)[0]
     return -answer_nll(model, batch, int(batch.example_index.max()) + 1)

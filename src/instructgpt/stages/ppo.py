@@ -164,7 +164,7 @@ def run(cfg: PPOConfig, resume: bool = False) -> Path:
                 "tokens": float(pg_stats["tokens"]), **variance_sums(values, r.returns, r.action_mask)}
         if batch.ptx is not None:
             decoder, head = lm_parts(model.policy)
-            hidden = decoder(input_ids=batch.ptx.input_ids, use_cache=False).last_hidden_state
+            hidden = decoder(input_ids=batch.ptx.input_ids).last_hidden_state
             nll, n = causal_lm_loss(head(hidden), batch.ptx.labels)
             loss = loss + batch.ptx_scale * nll
             sums |= {"ptx": float(nll.detach()), "ptx_tokens": n}

@@ -123,7 +123,7 @@ def sft_step(model: torch.nn.Module, batch: SFTBatch) -> tuple[torch.Tensor, int
     (objectives/linear_ce.py), so no (tokens, vocabulary) logits tensor is kept for the backward pass."""
     decoder, head = lm_parts(model)
     hidden = decoder(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                     position_ids=batch.position_ids, use_cache=False).last_hidden_state  # (B, T, H)
+                     position_ids=batch.position_ids).last_hidden_state      # (B, T, H)
     keep, targets, owners = loss_positions(batch.labels, batch.example_index)
     loss, _ = linear_cross_entropy(hidden[:, :-1][keep], head, targets, batch.weights[owners])
     return loss, batch.input_ids.numel()
@@ -134,7 +134,7 @@ def answer_nll(model: torch.nn.Module, batch: SFTBatch, num_examples: int) -> to
     batch.example_index); the output head runs only where a token carries loss."""
     decoder, head = lm_parts(model)
     hidden = decoder(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                     position_ids=batch.position_ids, use_cache=False).last_hidden_state  # (B, T, H)
+                     position_ids=batch.position_ids).last_hidden_state      # (B, T, H)
     keep, targets, owners = loss_positions(batch.labels, batch.example_index)
     logits = head(hidden[:, :-1][keep])                                     # (K, V)
     return example_losses_at(logits, targets, owners, num_examples)[0]

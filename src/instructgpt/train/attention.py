@@ -34,3 +34,18 @@ def use_attention(model: torch.nn.Module, name: str | None) -> Callable[[], None
         return lambda: None
     base.set_attn_implementation(name)
     return lambda: base.set_attn_implementation(before)
+
+
+def without_kv_cache(model: torch.nn.Module) -> Callable[[], None]:
+    """Turn off `use_cache` in every Hugging Face config inside `model` (a policy and value model
+    together, a PEFT wrapper) while it trains; returns the function that turns it back on. With it
+    on, each forward builds a KV cache the step throws away, and under train.compile the cache's
+    per-layer state made every compiled layer compile again. Our decoder asks for its cache itself."""
+    configs = {id(c): c for m in model.modules() if getattr(c := getattr(m, "config", None), "use_cache", False)}
+    for config in configs.values():
+        config.use_cache = False
+
+    def restore() -> None:
+        for config in configs.values():
+            config.use_cache = True
+    return restore

@@ -37,7 +37,8 @@ def compile_decoders(model: torch.nn.Module) -> int:
 
 
 def repeated_blocks(body: torch.nn.Module) -> list[torch.nn.Module]:
-    """The longest list of same-class submodules in `body` (a decoder's layers), or [] if none has two."""
+    """The list of same-class submodules in `body` that holds most of its weights (a decoder's layers,
+    not the experts inside one), or [] if no such list has two."""
     lists = [m for m in body.modules() if isinstance(m, torch.nn.ModuleList) and len(m) > 1
              and len({type(block) for block in m}) == 1]
-    return list(max(lists, key=len)) if lists else []
+    return list(max(lists, key=lambda m: sum(p.numel() for p in m.parameters()))) if lists else []

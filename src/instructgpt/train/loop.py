@@ -14,7 +14,7 @@ import torch
 from instructgpt.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from instructgpt.config.errors import UserError
 from instructgpt.config.schema import OptimConfig, TrainConfig
-from instructgpt.train.attention import resolve_attention, use_attention
+from instructgpt.train.attention import resolve_attention, use_attention, without_kv_cache
 from instructgpt.train.flops import measure_peak_flops, mfu, resolve_precision
 from instructgpt.train.optim import build_optimizer, build_scheduler
 from instructgpt.train.parallel import Parallel
@@ -86,6 +86,7 @@ def fit(model: torch.nn.Module, step_fn: StepFn, batches_for_step: Callable[[int
     train = train.model_copy(update={"precision": saved or resolve_precision(device, train.precision)})
     model.to(device)
     restore_attention = use_attention(model, resolve_attention(train.attention, device, train.seq_len))
+    restore_cache = without_kv_cache(model)
     if train.compile:
         from instructgpt.train.compile import compile_blocker, compile_decoders
         if (blocker := compile_blocker(device)) is not None:
@@ -167,6 +168,7 @@ def fit(model: torch.nn.Module, step_fn: StepFn, batches_for_step: Callable[[int
     finally:
         bar.close()
         restore_attention()
+        restore_cache()
     if evaluate and not result.last_eval:  # resumed at the final step: nothing was trained
         with parallel.evaluating():
             result.last_eval = _evaluate(model, evaluate, train, device)
